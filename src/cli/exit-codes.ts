@@ -1,0 +1,25 @@
+import { LocalFileError, TransferAbortedError, UsageError } from '../errors.js';
+
+/**
+ * Exit codes, following the aws CLI's where they fit.
+ * - 0: every transfer succeeded.
+ * - 1: a transfer failed (S3 error, network, credentials, local I/O, integrity check).
+ * - 2: the command cannot run as given: bad flags or URL, invalid size, or a source file that is
+ *      missing, unreadable or a directory (the aws CLI's "skipped" files).
+ * - 130: interrupted by Ctrl-C (SIGINT); 143: terminated (SIGTERM). Nothing is left behind.
+ */
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  interrupted: 130,
+  terminated: 143,
+} as const;
+
+/** The exit code for an error that ended the command. */
+export function exitCodeFor(error: unknown, signal?: NodeJS.Signals): number {
+  if (error instanceof TransferAbortedError) return signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+  if (error instanceof UsageError) return EXIT.usage;
+  if (error instanceof LocalFileError && error.isSource) return EXIT.usage;
+  return EXIT.failed;
+}

@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { resolveTransferConfig } from '../config.js';
+import { S3xferError, UsageError } from '../errors.js';
+import { runTransfer, type Expected } from './commands/transfer.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import { clientOptionsFrom, transferConfigFrom, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
+import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+/**
+ * The CLI entry: parses argv, runs one command, and turns its outcome into an exit code. The only
+ * place that reads process.env/argv, handles signals, or sets the exit code.
+ */
+export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: ReporterStreams): Promise<number> {
+  // The SDK's six-line Node-version notice is for SDK maintainers' users, not for a CLI's output.
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  if (existsSync('.env')) process.loadEnvFile('.env'); // never overrides variables already set
+
+  const abort = new AbortController();
+  let signalled: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted); // second Ctrl-C: leave now
+    signalled = signal;
+    abort.abort(new Error(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let reporter: Reporter | undefined;
+  let debug = argv.includes('--debug');
+  let json = argv.includes('--json');
+  try {
+    const run = async (args: GlobalArgs & UploadArgs & { source: string; destination?: string }, expected: Expected) => {
+      debug = args.debug;
+      json = args.json;
+      const config = resolveTransferConfig(transferConfigFrom(args));
+      const clientOptions = clientOptionsFrom(args, env, config);
+      const extraArgs = expected === 'download' ? {} : uploadExtraArgsFrom(args);
+      reporter = await createReporter(reporterKind(args, streams, env), streams, { progress: args.progress });
+      await runTransfer(args.source, args.destination ?? '.', expected, {
+        client: async () => (await import('../client.js')).createS3Client(clientOptions),
+        config,
+        extraArgs,
+        subscriber: reporter,
+        abortSignal: abort.signal,
+      });
+    };
+    await withGlobalOptions(yargs(argv))
+      .scriptName('s3xfer')
+      .usage('$0 <command> [options]\n\nUpload and download files to and from S3 and S3-compatible stores.')
+      .command(
+        'cp <source> <destination>',
+        'Copy a local file to s3://bucket/key, or an object to a local file',
+        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string', demandOption: true })),
+        (args) => run(args as never, 'either'),
+      )
+      .command(
+        'upload <source> <destination>',
+        'Upload FILE to s3://bucket/key (or s3://bucket/prefix/)',
+        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string', demandOption: true })),
+        (args) => run(args as never, 'upload'),
+      )
+      .command(
+        'download <source> [destination]',
+        'Download s3://bucket/key to FILE (default: the key\'s name in the current directory)',
+        (y) => y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' }),
+        (args) => run(args as never, 'download'),
+      )
+      .example('$0 cp ./a.bin s3://bucket/a.bin', 'upload a file')
+      .example('$0 cp s3://bucket/a.bin ./copy.bin', 'download an object')
+      .example('$0 upload ./a.bin s3://bucket/backups/ --endpoint-url http://127.0.0.1:7480', 'upload to a prefix on a local store')
+      .epilogue('Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted.')
+      .demandCommand(1, 'give a command: cp, upload or download')
+      .strict()
+      .version(version)
+      .help()
+      .alias('h', 'help')
+      .wrap(Math.min(110, process.stdout.columns ?? 100))
+      .fail((message, error) => {
+        throw error ?? new UsageError(message, 'BadUsage');
+      })
+      .parseAsync();
+    return EXIT.ok;
+  } catch (error) {
+    const failure = error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
+    const exitCode = exitCodeFor(failure, signalled);
+    const message = exitCode === EXIT.interrupted || exitCode === EXIT.terminated ? `interrupted (${signalled ?? 'aborted'}); nothing was left behind` : failure.message;
+    const details = { code: failure.code, exitCode, ...(debug ? { stack: stackOf(error) } : {}) };
+    const fallback = json ? 'json' : 'plain';
+    (reporter ?? (await createReporter(fallback, streams, { progress: false }))).error(
+      exitCode === EXIT.usage && failure.code === 'BadUsage' ? `${message} (see s3xfer --help)` : message,
+      details,
+    );
+    return exitCode;
+  } finally {
+    reporter?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function stackOf(error: unknown): string {
+  const parts: string[] = [];
+  for (let e = error as Error | undefined; e; e = e.cause as Error | undefined) parts.push(e.stack ?? String(e));
+  return parts.join('\ncaused by: ');
+}
+
+process.exitCode = await main(hideBin(process.argv), process.env, { stdout: process.stdout, stderr: process.stderr });

@@ -1,0 +1,135 @@
+import type { Argv } from 'yargs';
+import type { S3ClientOptions } from '../client.js';
+import { parseSize, type TransferConfig } from '../config.js';
+import { UsageError } from '../errors.js';
+import type { UploadExtraArgs } from '../transfer/upload.js';
+
+/** Flags every command takes. */
+export function withGlobalOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option('endpoint-url', { type: 'string', describe: 'S3-compatible endpoint, e.g. http://127.0.0.1:7480 [env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]' })
+    .option('region', { type: 'string', describe: 'Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default us-east-1]' })
+    .option('profile', { type: 'string', describe: 'Named profile from ~/.aws/config [env: AWS_PROFILE]' })
+    .option('path-style', { type: 'boolean', describe: 'Address buckets as endpoint/bucket/key (default: on with --endpoint-url)' })
+    .option('flexible-checksums', { type: 'boolean', describe: 'Send CRC32 checksum trailers (default: on for AWS, off with --endpoint-url)' })
+    .option('part-size', { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' })
+    .option('multipart-threshold', { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' })
+    .option('concurrency', { type: 'number', describe: 'Parts in flight at once [default 10]' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print results as JSON lines on stdout, errors as JSON on stderr' })
+    .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces of errors' });
+}
+
+/** Flags that set the uploaded object's properties. */
+export function withUploadOptions<T>(yargs: Argv<T>) {
+  return yargs
+    .option('content-type', { type: 'string', describe: 'Content-Type (default: guessed from the file name)' })
+    .option('cache-control', { type: 'string', describe: 'Cache-Control header' })
+    .option('content-disposition', { type: 'string', describe: 'Content-Disposition header' })
+    .option('content-encoding', { type: 'string', describe: 'Content-Encoding header' })
+    .option('metadata', { type: 'string', describe: 'User metadata: key=value,key2=value2' })
+    .option('storage-class', { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' })
+    .option('sse', { type: 'string', describe: 'Server-side encryption: AES256 or aws:kms' })
+    .option('sse-kms-key-id', { type: 'string', describe: 'KMS key for --sse aws:kms' })
+    .option('acl', { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' });
+}
+
+/** Parsed global flags (as yargs gives them). */
+export interface GlobalArgs {
+  endpointUrl?: string;
+  region?: string;
+  profile?: string;
+  pathStyle?: boolean;
+  flexibleChecksums?: boolean;
+  partSize?: string;
+  multipartThreshold?: string;
+  concurrency?: number;
+  quiet: boolean;
+  progress: boolean;
+  json: boolean;
+  debug: boolean;
+}
+
+/** Parsed upload flags. */
+export interface UploadArgs {
+  contentType?: string;
+  cacheControl?: string;
+  contentDisposition?: string;
+  contentEncoding?: string;
+  metadata?: string;
+  storageClass?: string;
+  sse?: string;
+  sseKmsKeyId?: string;
+  acl?: string;
+}
+
+/** Client options from flags, then the standard AWS environment variables. */
+export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, transfer: TransferConfig): S3ClientOptions {
+  const endpoint = args.endpointUrl || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+  if (endpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new UsageError(`invalid endpoint URL "${endpoint}": expected http://host[:port] or https://host[:port]`, 'InvalidEndpoint');
+    }
+  }
+  return {
+    endpoint,
+    region: args.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    profile: args.profile,
+    forcePathStyle: args.pathStyle,
+    flexibleChecksums: args.flexibleChecksums,
+    maxAttempts: transfer.maxAttempts,
+    maxSockets: Math.max(50, transfer.concurrency),
+  };
+}
+
+/** Transfer sizes from flags (`8MiB`, `64MB`, `1GiB`, plain bytes). */
+export function transferConfigFrom(args: GlobalArgs): Partial<TransferConfig> {
+  if (args.concurrency !== undefined && !Number.isInteger(args.concurrency)) {
+    throw new UsageError(`invalid --concurrency "${args.concurrency}": expected a whole number from 1 to 1000`, 'InvalidConcurrency');
+  }
+  return {
+    partSize: args.partSize === undefined ? undefined : parseSize(args.partSize, '--part-size'),
+    multipartThreshold: args.multipartThreshold === undefined ? undefined : parseSize(args.multipartThreshold, '--multipart-threshold'),
+    concurrency: args.concurrency,
+  };
+}
+
+/** Object properties from upload flags. */
+export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
+  const extra: UploadExtraArgs = {
+    ContentType: args.contentType,
+    CacheControl: args.cacheControl,
+    ContentDisposition: args.contentDisposition,
+    ContentEncoding: args.contentEncoding,
+    Metadata: args.metadata === undefined ? undefined : parseMetadata(args.metadata),
+    StorageClass: args.storageClass as UploadExtraArgs['StorageClass'],
+    ServerSideEncryption: args.sse as UploadExtraArgs['ServerSideEncryption'],
+    SSEKMSKeyId: args.sseKmsKeyId,
+    ACL: args.acl as UploadExtraArgs['ACL'],
+  };
+  return Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)) as UploadExtraArgs;
+}
+
+/** `key=value,key2=value2` → `{ key: 'value', key2: 'value2' }`. */
+export function parseMetadata(text: string): Record<string, string> {
+  const entries = text
+    .split(',')
+    .filter((pair) => pair.trim() !== '')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      if (eq <= 0 || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+        throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…] with token keys`, 'InvalidMetadata');
+      }
+      return [name, pair.slice(eq + 1)] as const;
+    });
+  if (entries.length === 0) throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…]`, 'InvalidMetadata');
+  return Object.fromEntries(entries);
+}

@@ -1,0 +1,52 @@
+import prettyMilliseconds from 'pretty-ms';
+import { formatBytes } from '../../config.js';
+import type { TransferInfo, TransferResult } from '../../events.js';
+
+/** `upload ./a.bin → s3://b/a.bin` */
+export function describeTransfer(t: { direction: string; source: string; destination: string }): string {
+  return `${t.direction} ${t.source} → ${t.destination}`;
+}
+
+/** `upload: ./a.bin → s3://b/a.bin  1.0 GiB in 5.2 s (197.0 MiB/s)` */
+export function resultLine(result: TransferResult): string {
+  const rate = result.seconds > 0 ? ` (${formatBytes(result.bytes / result.seconds)}/s)` : '';
+  return `${result.direction}: ${result.source} → ${result.destination}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s${rate}`;
+}
+
+/** `12.0 MiB / 1.0 GiB (1%)  120.0 MiB/s  ETA 8s` */
+export function progressText(transfer: TransferInfo, meter: ProgressMeter): string {
+  const total = transfer.totalBytes;
+  const done = meter.bytesDone;
+  const percent = total ? ` (${Math.floor((done / total) * 100)}%)` : '';
+  const rate = meter.rate();
+  const eta = total && rate > 0 ? `  ETA ${prettyMilliseconds(((total - done) / rate) * 1000, { secondsDecimalDigits: 0 })}` : '';
+  return `${formatBytes(done)} / ${total === undefined ? '?' : formatBytes(total)}${percent}  ${formatBytes(rate)}/s${eta}`;
+}
+
+/** Bytes done and a rate over the last few seconds, for progress displays. */
+export class ProgressMeter {
+  bytesDone = 0;
+  private readonly samples: Array<{ at: number; bytes: number }> = [];
+
+  constructor(
+    private readonly windowMs = 3000,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.samples.push({ at: this.now(), bytes: 0 });
+  }
+
+  add(delta: number): void {
+    this.bytesDone += delta;
+    const at = this.now();
+    this.samples.push({ at, bytes: this.bytesDone });
+    while (this.samples.length > 2 && at - this.samples[1]!.at > this.windowMs) this.samples.shift();
+  }
+
+  /** Bytes per second over the window. */
+  rate(): number {
+    const first = this.samples[0]!;
+    const last = this.samples[this.samples.length - 1]!;
+    const seconds = (last.at - first.at) / 1000;
+    return seconds > 0 ? (last.bytes - first.bytes) / seconds : 0;
+  }
+}

@@ -1,0 +1,38 @@
+import type { Writable } from 'node:stream';
+import type { TransferSubscriber } from '../../events.js';
+
+/** How the CLI shows transfers: a subscriber plus the command's final error, if any. */
+export interface Reporter extends TransferSubscriber {
+  /** Reports the error that ends the command (one line, or a JSON object). */
+  error(message: string, details: { code: string; exitCode: number; stack?: string }): void;
+  /** Stops spinners and timers. */
+  close(): void;
+}
+
+export interface ReporterStreams {
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & { isTTY?: boolean };
+}
+
+export type ReporterKind = 'tty' | 'plain' | 'json' | 'quiet';
+
+/** Picks a reporter: --json, --quiet, a terminal (ora), or plain lines for CI logs. */
+export function reporterKind(flags: { json: boolean; quiet: boolean }, streams: ReporterStreams, env: NodeJS.ProcessEnv): ReporterKind {
+  if (flags.json) return 'json';
+  if (flags.quiet) return 'quiet';
+  return streams.stderr.isTTY && env.CI !== 'true' && env.TERM !== 'dumb' ? 'tty' : 'plain';
+}
+
+/** Builds the reporter; ora is loaded only for terminals. */
+export async function createReporter(kind: ReporterKind, streams: ReporterStreams, options: { progress: boolean }): Promise<Reporter> {
+  switch (kind) {
+    case 'tty':
+      return new (await import('./tty-reporter.js')).TtyReporter(streams, options.progress);
+    case 'json':
+      return new (await import('./json-reporter.js')).JsonReporter(streams);
+    case 'quiet':
+      return new (await import('./plain-reporter.js')).PlainReporter(streams, { progress: false, results: false });
+    case 'plain':
+      return new (await import('./plain-reporter.js')).PlainReporter(streams, { progress: options.progress, results: true });
+  }
+}

@@ -1,0 +1,70 @@
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { DEFAULT_TRANSFER_CONFIG } from './config.js';
+
+/** How to reach S3 or an S3-compatible store. Everything is optional. */
+export interface S3ClientOptions {
+  /** Region to sign for. Default: the SDK's chain (AWS_REGION, profile), else `us-east-1`. */
+  region?: string;
+  /** Endpoint URL of an S3-compatible store, e.g. `http://127.0.0.1:7480`. Default: AWS. */
+  endpoint?: string;
+  /** Address buckets as `endpoint/bucket/key`. Default: true when `endpoint` is set, else false. */
+  forcePathStyle?: boolean;
+  /** Named profile from ~/.aws/config and ~/.aws/credentials. Default: the SDK's (AWS_PROFILE). */
+  profile?: string;
+  /** Fixed credentials. Default: the SDK's provider chain (env `AWS_*`, profiles, SSO, IMDS, …). */
+  credentials?: S3ClientConfig['credentials'];
+  /**
+   * Send and verify the SDK's flexible checksums (CRC32 trailers, `aws-chunked` bodies).
+   * Default: on for AWS, off when `endpoint` is set, because stores such as Ceph RGW answer
+   * `411 MissingContentLength` to `aws-chunked` streams and others store the framing as data.
+   */
+  flexibleChecksums?: boolean;
+  /** Attempts per request for throttling, 5xx and network errors. Default 5. */
+  maxAttempts?: number;
+  /** Simultaneous connections per host; set it at least to the transfer concurrency. Default 50. */
+  maxSockets?: number;
+  /** Milliseconds to wait for a TCP connection. Default 10,000. */
+  connectionTimeoutMs?: number;
+  /** Milliseconds a socket may stay idle mid-request before the attempt fails. Default 120,000. */
+  socketTimeoutMs?: number;
+}
+
+/** Region used when neither the options nor the SDK's chain name one, as boto3 and the aws CLI do. */
+export const FALLBACK_REGION = 'us-east-1';
+
+/**
+ * Builds the S3Client every transfer uses: the one place where endpoint, addressing style,
+ * checksums, retries and connection pooling are decided.
+ */
+export function createS3Client(options: S3ClientOptions = {}): S3Client {
+  const endpoint = options.endpoint || undefined;
+  const flexibleChecksums = options.flexibleChecksums ?? endpoint === undefined;
+  const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+  const agent = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
+  const client = new S3Client({
+    ...(options.region ? { region: options.region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    ...(options.profile ? { profile: options.profile } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+    forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+    requestChecksumCalculation: checksumMode,
+    responseChecksumValidation: checksumMode,
+    maxAttempts: options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts,
+    retryMode: 'standard',
+    requestHandler: {
+      connectionTimeout: options.connectionTimeoutMs ?? 10_000,
+      requestTimeout: options.socketTimeoutMs ?? 120_000,
+      httpAgent: agent,
+      httpsAgent: agent,
+    },
+  });
+  if (!options.region) withFallbackRegion(client);
+  return client;
+}
+
+/** Falls back to us-east-1 when the SDK's region chain finds nothing, instead of failing. */
+function withFallbackRegion(client: S3Client): void {
+  const resolveRegion = client.config.region;
+  let cached: Promise<string> | undefined;
+  client.config.region = () => (cached ??= resolveRegion().then((r) => r || FALLBACK_REGION, () => FALLBACK_REGION));
+}

@@ -1,0 +1,104 @@
+/**
+ * Progress as events. The library emits them; the CLI (or any caller) renders them. Shaped after
+ * s3transfer's subscribers (`on_queued`, `on_progress`, `on_done`).
+ */
+
+/** Which way bytes move. */
+export type Direction = 'upload' | 'download';
+
+/** One transfer as subscribers see it. */
+export interface TransferInfo {
+  direction: Direction;
+  /** Local path (upload) or `s3://bucket/key` (download). */
+  source: string;
+  /** `s3://bucket/key` (upload) or the final local path (download). */
+  destination: string;
+  /** Size in bytes, once known (uploads: at start; downloads: after HeadObject). */
+  totalBytes?: number;
+}
+
+/** What a finished transfer reports. */
+export interface TransferResult {
+  direction: Direction;
+  source: string;
+  destination: string;
+  bucket: string;
+  key: string;
+  /** Bytes moved. */
+  bytes: number;
+  /** The object's ETag, quotes included, as S3 reports it. */
+  etag?: string;
+  /** Parts used: 1 for a single PUT/GET. */
+  parts: number;
+  /** Whether the transfer went in parts (multipart upload or ranged GETs). */
+  multipart: boolean;
+  /** Wall-clock seconds from start to finish. */
+  seconds: number;
+  /** The object's version, on versioned buckets. */
+  versionId?: string;
+}
+
+/** A progress tick. `bytesDelta` can be negative when a retry rewinds, as in s3transfer. */
+export interface TransferProgress {
+  transfer: TransferInfo;
+  bytesDelta: number;
+  bytesDone: number;
+  totalBytes?: number;
+}
+
+/** Receives a transfer's life cycle. Every method is optional. */
+export interface TransferSubscriber {
+  /** The transfer is set up and its size is known. */
+  onQueued?(transfer: TransferInfo): void;
+  /** Bytes moved since the last call. */
+  onProgress?(progress: TransferProgress): void;
+  /** The transfer finished; the destination is complete. */
+  onDone?(result: TransferResult): void;
+  /** The transfer failed or was aborted; nothing was left behind. */
+  onFailed?(transfer: TransferInfo, error: Error): void;
+}
+
+/** Fans one event out to every subscriber; a throwing subscriber never breaks a transfer. */
+export class SubscriberSet {
+  private readonly subscribers: TransferSubscriber[];
+  private bytesDone = 0;
+
+  constructor(subscribers: Array<TransferSubscriber | undefined>, readonly transfer: TransferInfo) {
+    this.subscribers = subscribers.filter((s): s is TransferSubscriber => s !== undefined);
+  }
+
+  queued(totalBytes: number): void {
+    this.transfer.totalBytes = totalBytes;
+    this.each((s) => s.onQueued?.(this.transfer));
+  }
+
+  progress(bytesDelta: number): void {
+    if (bytesDelta === 0) return;
+    this.bytesDone += bytesDelta;
+    const event: TransferProgress = {
+      transfer: this.transfer,
+      bytesDelta,
+      bytesDone: this.bytesDone,
+      totalBytes: this.transfer.totalBytes,
+    };
+    this.each((s) => s.onProgress?.(event));
+  }
+
+  done(result: TransferResult): void {
+    this.each((s) => s.onDone?.(result));
+  }
+
+  failed(error: Error): void {
+    this.each((s) => s.onFailed?.(this.transfer, error));
+  }
+
+  private each(call: (s: TransferSubscriber) => void): void {
+    for (const s of this.subscribers) {
+      try {
+        call(s);
+      } catch {
+        // A rendering bug must not corrupt or abort a transfer.
+      }
+    }
+  }
+}
