@@ -1,0 +1,73 @@
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  AbortMultipartUploadCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { createS3Client } from '../../src/index.js';
+
+/** The test server's settings (from the global setup). */
+export function s3Server() {
+  return inject('s3');
+}
+
+/** A client for the test server, built the way users build theirs. */
+export function testClient(overrides: Parameters<typeof createS3Client>[0] = {}): S3Client {
+  const s3 = s3Server();
+  return createS3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    ...overrides,
+  });
+}
+
+/** The environment a spawned CLI needs to reach the test server. */
+export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const s3 = s3Server();
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_ENDPOINT_URL: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: s3.region,
+    // Keep the developer's ~/.aws out of the tests.
+    AWS_CONFIG_FILE: '/nonexistent/config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+    ...extra,
+  };
+}
+
+/** Creates a uniquely named bucket. */
+export async function createTestBucket(client: S3Client, prefix = 's3xfer-test'): Promise<string> {
+  const bucket = `${prefix}-${randomBytes(4).toString('hex')}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+/** Multipart uploads still open in a bucket. */
+export async function openMultipartUploads(client: S3Client, bucket: string): Promise<Array<{ Key?: string; UploadId?: string }>> {
+  const { Uploads } = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return Uploads ?? [];
+}
+
+/** Keys in a bucket. */
+export async function listKeys(client: S3Client, bucket: string): Promise<string[]> {
+  const { Contents } = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+  return (Contents ?? []).map((o) => o.Key!);
+}
+
+/** Empties and deletes a bucket (aborting any open multipart upload). */
+export async function removeTestBucket(client: S3Client, bucket: string): Promise<void> {
+  for (const u of await openMultipartUploads(client, bucket)) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+  }
+  for (const key of await listKeys(client, bucket)) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
