@@ -133,7 +133,7 @@ class RangeGetter {
     if (this.size === 0) {
       // A Range on an empty object is unsatisfiable (416): ask for it whole.
       const response = await this.client.send(new GetObjectCommand(this.request), { abortSignal: this.transfer.signal });
-      for await (const chunk of (response.Body ?? []) as Body) this.unexpected(chunk.length, 0);
+      for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
       return;
     }
     const hash = plainMd5(head) ? createHash('md5') : undefined;
@@ -155,8 +155,10 @@ class RangeGetter {
     const failed = new AbortController();
     const signal = AbortSignal.any([this.transfer.signal, failed.signal]);
     const jobs = ranges.map((range) =>
-      limit(() => this.getRange(range, undefined, signal)).catch((error: unknown) => {
-        limit.clearQueue();
+      limit(() => {
+        signal.throwIfAborted(); // queued parts of a failed or cancelled download never start
+        return this.getRange(range, undefined, signal);
+      }).catch((error: unknown) => {
         failed.abort(error);
         throw error;
       }),

@@ -162,9 +162,10 @@ async function putInParts(client: S3Client, source: SourceFile, params: PutObjec
     // Ceph answers CompleteMultipartUpload with an empty <ETag/>; HeadObject has the real one.
     return result(transfer, source.size, parts, parts > 1, output.ETag || head.ETag, output.VersionId ?? head.VersionId);
   } catch (error) {
+    const cause = tracked.rootCause(error);
     const leftovers = await tracked.abortLeftovers(params.Bucket!, params.Key!);
-    if (leftovers.length === 0) throw error;
-    const failure = transfer.toError(error);
+    if (leftovers.length === 0) throw cause;
+    const failure = transfer.toError(cause);
     throw new S3xferError(
       `${failure.message}; and the multipart upload ${leftovers.join(', ')} could not be aborted, so its parts remain on the server`,
       'AbortFailed',
@@ -199,6 +200,8 @@ function result(transfer: TransferContext, bytes: number, parts: number, multipa
  */
 function trackMultipart(client: S3Client, signal: AbortSignal) {
   const open = new Set<string>();
+  const abortErrors = new WeakSet<object>();
+  let firstFailure: unknown;
   const send = async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
     // Creating, completing and aborting are never cancelled: we must learn every UploadId and
     // must be able to clean up after a cancellation.
@@ -207,9 +210,14 @@ function trackMultipart(client: S3Client, signal: AbortSignal) {
       command instanceof CompleteMultipartUploadCommand ||
       command instanceof AbortMultipartUploadCommand;
     if (!bookkeeping) signal.throwIfAborted();
-    const output = (await client.send(command as never, bookkeeping ? options : { ...options, abortSignal: signal })) as {
-      UploadId?: string;
-    };
+    let output: { UploadId?: string };
+    try {
+      output = await client.send(command as never, bookkeeping ? options : { ...options, abortSignal: signal });
+    } catch (error) {
+      if (command instanceof AbortMultipartUploadCommand && typeof error === 'object' && error) abortErrors.add(error);
+      else firstFailure ??= error;
+      throw error;
+    }
     if (command instanceof CreateMultipartUploadCommand && output.UploadId) open.add(output.UploadId);
     if (command instanceof CompleteMultipartUploadCommand || command instanceof AbortMultipartUploadCommand) {
       open.delete((command.input as { UploadId?: string }).UploadId ?? '');
@@ -221,6 +229,13 @@ function trackMultipart(client: S3Client, signal: AbortSignal) {
   });
   return {
     client: tracked,
+    /**
+     * The error worth reporting: lib-storage rethrows a failed clean-up's error in place of the
+     * failure that caused the clean-up.
+     */
+    rootCause(error: unknown): unknown {
+      return typeof error === 'object' && error && abortErrors.has(error) && firstFailure !== undefined ? firstFailure : error;
+    },
     /** Aborts every upload still open; returns the UploadIds that could not be aborted. */
     async abortLeftovers(bucket: string, key: string): Promise<string[]> {
       for (const uploadId of open) {

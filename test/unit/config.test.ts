@@ -17,7 +17,7 @@ describe('parseSize', () => {
     expect(parseSize(text)).toBe(bytes);
   });
 
-  it.each(['abc', '12XB', '-5MB', '', 'MiB', '5 MiB extra'])('refuses %j with a UsageError naming the value', (text) => {
+  it.each(['abc', '12XB', '-5MB', '', 'MiB', '5 MiB extra', '1.5'])('refuses %j with a UsageError naming the value', (text) => {
     expect(() => parseSize(text, '--part-size')).toThrow(UsageError);
     expect(() => parseSize(text, '--part-size')).toThrow(/invalid --part-size/);
   });

@@ -9,7 +9,7 @@ export function describeTransfer(t: { direction: string; source: string; destina
 
 /** `upload: ./a.bin → s3://b/a.bin  1.0 GiB in 5.2 s (197.0 MiB/s)` */
 export function resultLine(result: TransferResult): string {
-  const rate = result.seconds > 0 ? ` (${formatBytes(result.bytes / result.seconds)}/s)` : '';
+  const rate = result.seconds > 0 ? ` (${formatBytes(Math.round(result.bytes / result.seconds))}/s)` : '';
   return `${result.direction}: ${result.source} → ${result.destination}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s${rate}`;
 }
 
@@ -20,7 +20,7 @@ export function progressText(transfer: TransferInfo, meter: ProgressMeter): stri
   const percent = total ? ` (${Math.floor((done / total) * 100)}%)` : '';
   const rate = meter.rate();
   const eta = total && rate > 0 ? `  ETA ${prettyMilliseconds(((total - done) / rate) * 1000, { secondsDecimalDigits: 0 })}` : '';
-  return `${formatBytes(done)} / ${total === undefined ? '?' : formatBytes(total)}${percent}  ${formatBytes(rate)}/s${eta}`;
+  return `${formatBytes(done)} / ${total === undefined ? '?' : formatBytes(total)}${percent}  ${formatBytes(Math.round(rate))}/s${eta}`;
 }
 
 /** Bytes done and a rate over the last few seconds, for progress displays. */

@@ -16,7 +16,6 @@ export class PlainReporter implements Reporter {
   onQueued(transfer: TransferInfo): void {
     this.meter = new ProgressMeter();
     this.lastLine = this.now();
-    if (this.options.progress) this.streams.stderr.write(`${describeTransfer(transfer)}  ${progressText(transfer, this.meter)}\n`);
   }
 
   onProgress(progress: TransferProgress): void {

@@ -1,0 +1,205 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, uploadFile, UsageError } from '../../src/index.js';
+import { MiB, randomFile, tempDir } from '../helpers/files.js';
+
+const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+const s3 = mockClient(client);
+let dir: string;
+let small: string;
+let large: string;
+
+beforeAll(async () => {
+  dir = await tempDir();
+  small = await randomFile(dir, 'notes.txt', 1000);
+  large = await randomFile(dir, 'big.bin', 20 * MiB + 5);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+beforeEach(() => s3.reset());
+
+function mockMultipartSuccess() {
+  s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'up-1' });
+  s3.on(UploadPartCommand).callsFake((input: { PartNumber: number }) => ({ ETag: `"etag-${input.PartNumber}"` }));
+  s3.on(CompleteMultipartUploadCommand).resolves({ ETag: '' }); // Ceph's empty <ETag/>
+  s3.on(HeadObjectCommand).resolves({ ETag: '"md5-3"', ContentLength: 20 * MiB + 5 });
+}
+
+describe('uploadFile below the multipart threshold', () => {
+  it('sends one PutObject with the bytes, their length and Content-MD5, and a guessed Content-Type', async () => {
+    s3.on(PutObjectCommand).resolves({ ETag: '"abc"' });
+    const result = await uploadFile(client, small, 'bkt', 'k/notes.txt', { extraArgs: { CacheControl: 'no-cache', Metadata: { a: '1' } } });
+
+    const calls = s3.commandCalls(PutObjectCommand);
+    expect(calls).toHaveLength(1);
+    const input = calls[0]!.args[0].input;
+    const bytes = await readFile(small);
+    expect(Buffer.compare(input.Body as Buffer, bytes)).toBe(0);
+    expect(input).toMatchObject({
+      Bucket: 'bkt',
+      Key: 'k/notes.txt',
+      ContentLength: 1000,
+      ContentMD5: createHash('md5').update(bytes).digest('base64'),
+      ContentType: 'text/plain',
+      CacheControl: 'no-cache',
+      Metadata: { a: '1' },
+    });
+    expect(result).toMatchObject({ direction: 'upload', bytes: 1000, etag: '"abc"', parts: 1, multipart: false, bucket: 'bkt', key: 'k/notes.txt' });
+    expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('lets an explicit ContentType win over the guess', async () => {
+    s3.on(PutObjectCommand).resolves({ ETag: '"abc"' });
+    await uploadFile(client, small, 'bkt', 'k', { extraArgs: { ContentType: 'application/x-custom' } });
+    expect(s3.commandCalls(PutObjectCommand)[0]!.args[0].input.ContentType).toBe('application/x-custom');
+  });
+
+  it('reports progress, then done, to subscribers', async () => {
+    s3.on(PutObjectCommand).resolves({ ETag: '"abc"' });
+    const events: string[] = [];
+    await uploadFile(client, small, 'bkt', 'k', {
+      subscribers: [
+        {
+          onQueued: (t) => events.push(`queued ${t.totalBytes}`),
+          onProgress: (p) => events.push(`progress ${p.bytesDelta} ${p.bytesDone}`),
+          onDone: (r) => events.push(`done ${r.bytes}`),
+        },
+      ],
+    });
+    expect(events).toEqual(['queued 1000', 'progress 1000 1000', 'done 1000']);
+  });
+});
+
+describe('uploadFile at or above the multipart threshold', () => {
+  it('uploads 8 MiB parts through lib-storage and takes the ETag from HeadObject when Complete has none', async () => {
+    mockMultipartSuccess();
+    const progress: number[] = [];
+    const result = await uploadFile(client, large, 'bkt', 'big.bin', { onProgress: (p) => progress.push(p.bytesDone) });
+
+    const parts = s3.commandCalls(UploadPartCommand).map((c) => c.args[0].input);
+    expect(parts.map((p) => p.PartNumber).sort()).toEqual([1, 2, 3]);
+    expect(parts.map((p) => (p.Body as Buffer).length).sort((a, b) => a - b)).toEqual([4 * MiB + 5, 8 * MiB, 8 * MiB]);
+    expect(parts.every((p) => p.UploadId === 'up-1')).toBe(true);
+    const complete = s3.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input;
+    expect(complete.MultipartUpload?.Parts?.map((p) => p.PartNumber)).toEqual([1, 2, 3]);
+    expect(s3.commandCalls(CreateMultipartUploadCommand)[0]!.args[0].input.ContentType).toBe('application/octet-stream');
+    expect(result).toMatchObject({ etag: '"md5-3"', parts: 3, multipart: true, bytes: 20 * MiB + 5 });
+    expect(progress.at(-1)).toBe(20 * MiB + 5);
+    expect(s3.commandCalls(AbortMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('uses the configured part size, threshold and concurrency', async () => {
+    mockMultipartSuccess();
+    const result = await uploadFile(client, large, 'bkt', 'big.bin', { config: { partSize: 5 * MiB, concurrency: 2 } });
+    expect(s3.commandCalls(UploadPartCommand)).toHaveLength(5);
+    expect(result.parts).toBe(5);
+  });
+
+  it('aborts the multipart upload when a part fails, and reports the S3 error', async () => {
+    mockMultipartSuccess();
+    s3.on(UploadPartCommand).rejects(Object.assign(new Error(''), { name: 'InternalError', $metadata: { httpStatusCode: 500, attempts: 5 } }));
+    s3.on(AbortMultipartUploadCommand).resolves({});
+
+    const failure = await uploadFile(client, large, 'bkt', 'big.bin').catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(S3ServiceError);
+    expect((failure as Error).message).toMatch(/InternalError, HTTP 500\) after 5 attempts/);
+    const aborts = s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input);
+    expect(aborts.length).toBeGreaterThanOrEqual(1);
+    expect(aborts[0]).toEqual({ Bucket: 'bkt', Key: 'big.bin', UploadId: 'up-1' });
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('aborts the multipart upload when CompleteMultipartUpload fails', async () => {
+    mockMultipartSuccess();
+    s3.on(CompleteMultipartUploadCommand).rejects(Object.assign(new Error(''), { name: 'InvalidPart', $metadata: { httpStatusCode: 400 } }));
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    await expect(uploadFile(client, large, 'bkt', 'big.bin')).rejects.toThrow(/InvalidPart/);
+    expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
+  });
+
+  it('stops in-flight parts on abort, aborts the upload on the server, and rejects with TransferAbortedError', async () => {
+    mockMultipartSuccess();
+    const controller = new AbortController();
+    s3.on(UploadPartCommand).callsFake(
+      (_input, getClient) =>
+        new Promise((_resolve, reject) => {
+          // A part that never finishes on its own: only the abort signal can end it.
+          void getClient;
+          controller.signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+          setTimeout(() => controller.abort(), 20);
+        }),
+    );
+    s3.on(AbortMultipartUploadCommand).resolves({});
+
+    const failure = await uploadFile(client, large, 'bkt', 'big.bin', { abortSignal: controller.signal }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(TransferAbortedError);
+    expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('retries the abort itself when lib-storage could not abort, so no parts are orphaned', async () => {
+    mockMultipartSuccess();
+    s3.on(UploadPartCommand).rejects(Object.assign(new Error(''), { name: 'InternalError', $metadata: { httpStatusCode: 500 } }));
+    s3.on(AbortMultipartUploadCommand)
+      .rejectsOnce(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      .resolves({});
+    await expect(uploadFile(client, large, 'bkt', 'big.bin')).rejects.toBeInstanceOf(S3ServiceError);
+    expect(s3.commandCalls(AbortMultipartUploadCommand).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('says so, naming the UploadId, when the upload cannot be aborted at all', async () => {
+    mockMultipartSuccess();
+    s3.on(UploadPartCommand).rejects(Object.assign(new Error(''), { name: 'InternalError', $metadata: { httpStatusCode: 500 } }));
+    s3.on(AbortMultipartUploadCommand).rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+    const failure = await uploadFile(client, large, 'bkt', 'big.bin').catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(S3xferError);
+    expect((failure as S3xferError).code).toBe('AbortFailed');
+    expect((failure as Error).message).toMatch(/InternalError.*the multipart upload up-1 could not be aborted/);
+  });
+
+  it('checks the stored size after completing', async () => {
+    mockMultipartSuccess();
+    s3.on(HeadObjectCommand).resolves({ ETag: '"x-3"', ContentLength: 123 });
+    await expect(uploadFile(client, large, 'bkt', 'big.bin')).rejects.toThrow(/stored object has 123 bytes/);
+  });
+});
+
+describe('uploadFile refuses bad input before any request', () => {
+  it.each([
+    ['a missing file', () => join(dir, 'nope.bin'), /no such file or directory/],
+    ['a directory', () => dir, /is a directory/],
+  ])('%s', async (_name, path, message) => {
+    const failure = await uploadFile(client, path(), 'bkt', 'k').catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(LocalFileError);
+    expect((failure as LocalFileError).isSource).toBe(true);
+    expect((failure as Error).message).toMatch(message);
+    expect(s3.calls()).toHaveLength(0);
+  });
+
+  it('an empty key', async () => {
+    await expect(uploadFile(client, small, 'bkt', '')).rejects.toBeInstanceOf(UsageError);
+    expect(s3.calls()).toHaveLength(0);
+  });
+
+  it('a part size below 5 MiB', async () => {
+    await expect(uploadFile(client, large, 'bkt', 'k', { config: { partSize: 4 * MiB } })).rejects.toThrow(/5 MiB to 5 GiB/);
+    expect(s3.calls()).toHaveLength(0);
+  });
+
+  it('an already aborted signal', async () => {
+    await mkdir(dir, { recursive: true });
+    await expect(uploadFile(client, small, 'bkt', 'k', { abortSignal: AbortSignal.abort() })).rejects.toBeInstanceOf(TransferAbortedError);
+    expect(s3.calls()).toHaveLength(0);
+  });
+});
