@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (test/e2e/../..). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The CLI as users run it: bin/s3xfer.js, which loads the build in dist/. */
+export const CLI = join(REPO_ROOT, 'bin', 's3xfer.js');
+
+/** What a finished CLI process left: exit code or signal, and everything it printed. */
+export interface CliResult {
+  /** Exit code; null when the process was killed by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** True when the process ran past its time limit and was killed with SIGKILL. */
+  timedOut: boolean;
+}
+
+export interface CliOptions {
+  /** The complete environment (use cliEnv()); nothing is inherited from the test process. */
+  env: NodeJS.ProcessEnv;
+  /** Working directory. Default: the system temp directory (never the repository, whose .env the CLI would load). */
+  cwd?: string;
+  /** Milliseconds before the process is killed with SIGKILL. Default 90 s. */
+  timeoutMs?: number;
+  /** Run as this user and group (needs root). */
+  uid?: number;
+  gid?: number;
+}
+
+/** A CLI process that is still running, for tests that signal it. */
+export interface RunningCli {
+  child: ChildProcess;
+  /** Settles once the process has exited and its output streams are closed. */
+  result: Promise<CliResult>;
+  /** True until the process exits. */
+  running(): boolean;
+}
+
+/** Fails early, with the fix, when the CLI has not been built. */
+export function assertCliBuilt(): void {
+  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new Error(`${join(REPO_ROOT, 'dist')} has no build of the CLI: run \`npm run build\` before the e2e tests`);
+  }
+}
+
+/** Starts `node bin/s3xfer.js ...args` and returns at once. */
+export function startCli(args: string[], options: CliOptions): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? tmpdir(),
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
+  });
+  let stdout = '';
+  let stderr = '';
+  let exited = false;
+  let timedOut = false;
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 90_000);
+  const result = new Promise<CliResult>((resolveResult, reject) => {
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    // 'close' (not 'exit'): all output has been read by then.
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      exited = true;
+      resolveResult({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+  child.on('exit', () => (exited = true));
+  return { child, result, running: () => !exited && child.exitCode === null && child.signalCode === null };
+}
+
+/** Runs `node bin/s3xfer.js ...args` to the end (or its time limit). */
+export function runCli(args: string[], options: CliOptions): Promise<CliResult> {
+  return startCli(args, options).result;
+}
+
+/** The result as one readable block, for assertion messages. */
+export function describeResult(result: CliResult): string {
+  return [
+    `exit code ${result.code}${result.signal ? `, signal ${result.signal}` : ''}${result.timedOut ? ' (timed out, killed)' : ''}`,
+    `stdout: ${JSON.stringify(result.stdout)}`,
+    `stderr: ${JSON.stringify(result.stderr)}`,
+  ].join('\n');
+}
+
+/** Polls `check` every `intervalMs` until it returns a value (not undefined) or `deadlineMs` passes. */
+export async function pollUntil<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  { intervalMs = 50, deadlineMs = 60_000, stopIf }: { intervalMs?: number; deadlineMs?: number; stopIf?: () => boolean } = {},
+): Promise<T | undefined> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (stopIf?.()) return undefined;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return undefined;
+}
