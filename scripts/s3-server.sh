@@ -25,7 +25,7 @@
 #   S3XFER_CEPH_ACCESS_KEY  S3 access key of the test user          (default s3xfer-test-access)
 #   S3XFER_CEPH_SECRET_KEY  S3 secret key of the test user
 #
-# Facts behind the settings: /work/shared/notes/ceph-rgw.md (Ceph 16.2 on Debian 12).
+# Facts behind the settings: ../shared/notes/ceph-rgw.md (Ceph 16.2 on Debian 12).
 set -euo pipefail
 
 DIR=${S3XFER_CEPH_DIR:-/tmp/s3xfer-ceph}

@@ -212,7 +212,7 @@ function trackMultipart(client: S3Client, signal: AbortSignal) {
     if (!bookkeeping) signal.throwIfAborted();
     let output: { UploadId?: string };
     try {
-      output = await client.send(command as never, bookkeeping ? options : { ...options, abortSignal: signal });
+      output = (await client.send(command as never, bookkeeping ? options : { ...options, abortSignal: signal })) as { UploadId?: string };
     } catch (error) {
       if (command instanceof AbortMultipartUploadCommand && typeof error === 'object' && error) abortErrors.add(error);
       else firstFailure ??= error;
