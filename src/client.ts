@@ -1,4 +1,5 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
 import { DEFAULT_TRANSFER_CONFIG } from './config.js';
 
 /** How to reach S3 or an S3-compatible store. Everything is optional. */
@@ -38,17 +39,17 @@ export const FALLBACK_REGION = 'us-east-1';
  */
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint || undefined;
-  const flexibleChecksums = options.flexibleChecksums ?? endpoint === undefined;
+  // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
+  const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   const agent = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
   const client = new S3Client({
-    ...(options.region ? { region: options.region } : {}),
+    region: options.region || regionOrFallback(options.profile),
     ...(endpoint ? { endpoint } : {}),
     ...(options.profile ? { profile: options.profile } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
-    requestChecksumCalculation: checksumMode,
-    responseChecksumValidation: checksumMode,
+    ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
     maxAttempts: options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts,
     retryMode: 'standard',
     requestHandler: {
@@ -58,13 +59,11 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
       httpsAgent: agent,
     },
   });
-  if (!options.region) withFallbackRegion(client);
   return client;
 }
 
-/** Falls back to us-east-1 when the SDK's region chain finds nothing, instead of failing. */
-function withFallbackRegion(client: S3Client): void {
-  const resolveRegion = client.config.region;
-  let cached: Promise<string> | undefined;
-  client.config.region = () => (cached ??= resolveRegion().then((r) => r || FALLBACK_REGION, () => FALLBACK_REGION));
+/** The SDK's own region chain (AWS_REGION, the profile's region), else us-east-1 instead of failing. */
+function regionOrFallback(profile: string | undefined): () => Promise<string> {
+  const load = loadConfig(NODE_REGION_CONFIG_OPTIONS, { ...NODE_REGION_CONFIG_FILE_OPTIONS, ...(profile ? { profile } : {}) });
+  return () => load().then((region) => region || FALLBACK_REGION, () => FALLBACK_REGION);
 }

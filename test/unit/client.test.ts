@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { createS3Client } from '../../src/index.js';
+
+describe('createS3Client', () => {
+  it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {
+    const client = createS3Client({ endpoint: 'http://127.0.0.1:7480', region: 'us-east-1' });
+    expect(client.config.forcePathStyle).toBe(true);
+    expect(await client.config.requestChecksumCalculation()).toBe('WHEN_REQUIRED');
+    expect(await client.config.responseChecksumValidation()).toBe('WHEN_REQUIRED');
+    const endpoint = await client.config.endpoint!();
+    expect(`${endpoint.protocol}//${endpoint.hostname}:${endpoint.port}`).toBe('http://127.0.0.1:7480');
+  });
+
+  it('turns flexible checksums on for an endpoint when asked', async () => {
+    const client = createS3Client({ endpoint: 'http://127.0.0.1:7480', flexibleChecksums: true });
+    expect(await client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
+  });
+
+  it('for AWS: virtual-hosted style and the SDK default checksums', async () => {
+    const client = createS3Client({ region: 'eu-west-1' });
+    expect(client.config.forcePathStyle).toBe(false);
+    expect(await client.config.requestChecksumCalculation()).toBe('WHEN_SUPPORTED');
+    expect(await client.config.region()).toBe('eu-west-1');
+  });
+
+  it('falls back to us-east-1 when no region is configured anywhere', async () => {
+    const saved = { ...process.env };
+    delete process.env.AWS_REGION;
+    delete process.env.AWS_DEFAULT_REGION;
+    process.env.AWS_CONFIG_FILE = '/nonexistent/config';
+    try {
+      expect(await createS3Client({ endpoint: 'http://127.0.0.1:7480' }).config.region()).toBe('us-east-1');
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it('uses the retry attempts given, 5 by default', async () => {
+    expect(await createS3Client({}).config.maxAttempts()).toBe(5);
+    expect(await createS3Client({ maxAttempts: 2 }).config.maxAttempts()).toBe(2);
+  });
+});
