@@ -16,6 +16,8 @@ export default defineConfig({
           name: 'server',
           include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'],
           globalSetup: ['test/setup/s3-server.ts'],
+          // One file at a time: fault tests restart the shared gateway, interrupt tests time signals.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },

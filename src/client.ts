@@ -1,5 +1,6 @@
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
+import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { DEFAULT_TRANSFER_CONFIG } from './config.js';
 
 /** How to reach S3 or an S3-compatible store. Everything is optional. */
@@ -42,6 +43,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
+  const maxAttempts = options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts;
   const agent = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
   const client = new S3Client({
     region: options.region || regionOrFallback(options.profile),
@@ -50,8 +52,8 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     ...(options.credentials ? { credentials: options.credentials } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
     ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
-    maxAttempts: options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts,
-    retryMode: 'standard',
+    maxAttempts,
+    retryStrategy: new ConfiguredRetryStrategy(maxAttempts, retryDelayMs),
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? 10_000,
       requestTimeout: options.socketTimeoutMs ?? 120_000,
@@ -60,6 +62,15 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     },
   });
   return client;
+}
+
+/**
+ * Exponential backoff with jitter: about 0.4, 0.8, 1.5, 3 s between five attempts. The SDK's
+ * default (100 ms × 2^n, full jitter) gives up within ~0.3 s of a connection refusal, less than
+ * a gateway restart takes; this rides out a few seconds of outage.
+ */
+export function retryDelayMs(attempt: number): number {
+  return Math.min(20_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
 }
 
 /** The SDK's own region chain (AWS_REGION, the profile's region), else us-east-1 instead of failing. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createS3Client } from '../../src/index.js';
+import { retryDelayMs } from '../../src/client.js';
 
 describe('createS3Client', () => {
   it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {
@@ -38,5 +39,16 @@ describe('createS3Client', () => {
   it('uses the retry attempts given, 5 by default', async () => {
     expect(await createS3Client({}).config.maxAttempts()).toBe(5);
     expect(await createS3Client({ maxAttempts: 2 }).config.maxAttempts()).toBe(2);
+  });
+
+  it('backs off exponentially with jitter, long enough to ride out a gateway restart', () => {
+    for (let i = 0; i < 50; i++) {
+      expect(retryDelayMs(1)).toBeGreaterThanOrEqual(250);
+      expect(retryDelayMs(1)).toBeLessThanOrEqual(500);
+      expect(retryDelayMs(4)).toBeGreaterThanOrEqual(2000);
+      expect(retryDelayMs(20)).toBeLessThanOrEqual(20_000);
+    }
+    const total = [1, 2, 3, 4].reduce((sum, attempt) => sum + retryDelayMs(attempt), 0);
+    expect(total).toBeGreaterThan(3000);
   });
 });
