@@ -20,6 +20,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   if (existsSync('.env')) process.loadEnvFile('.env'); // never overrides variables already set
 
+  // A closed pipe (`s3xfer … | head -0`) must not crash the CLI with a stack trace.
+  for (const stream of [streams.stdout, streams.stderr]) stream.on('error', () => {});
+
   const abort = new AbortController();
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -22,6 +22,10 @@ export type Expected = 'upload' | 'download' | 'either';
  * which operand is an `s3://` URL and runs one transfer.
  */
 export async function runTransfer(source: string, destination: string, expected: Expected, context: TransferCommandContext): Promise<TransferResult> {
+  // yargs turns a lone "-" into "": both mean no file name here.
+  if ([source, destination].some((operand) => operand === '' || operand === '-')) {
+    throw new UsageError('no file name given: streaming through stdin/stdout ("-") is not supported yet', 'Unsupported');
+  }
   const from = parseLocation(source);
   const to = parseLocation(destination);
   const direction = directionOf(from, to, source, destination);
