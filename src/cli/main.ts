@@ -6,7 +6,7 @@ import { resolveTransferConfig } from '../config.js';
 import { S3xferError, UsageError } from '../errors.js';
 import { runTransfer, type Expected } from './commands/transfer.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { clientOptionsFrom, transferConfigFrom, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
+import { clientOptionsFrom, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
 import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -84,7 +84,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       .alias('h', 'help')
       .wrap(Math.min(110, process.stdout.columns ?? 100))
       .fail((message, error) => {
-        throw error ?? new UsageError(message, 'BadUsage');
+        const unknown = unknownFlags(argv);
+        throw error ?? new UsageError(unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : message, 'BadUsage');
       })
       .parseAsync();
     return EXIT.ok;

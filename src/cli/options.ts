@@ -1,38 +1,64 @@
-import type { Argv } from 'yargs';
+import type { Argv, Options } from 'yargs';
 import type { S3ClientOptions } from '../client.js';
 import { parseSize, type TransferConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { UploadExtraArgs } from '../transfer/upload.js';
 
 /** Flags every command takes. */
-export function withGlobalOptions<T>(yargs: Argv<T>) {
-  return yargs
-    .option('endpoint-url', { type: 'string', describe: 'S3-compatible endpoint, e.g. http://127.0.0.1:7480 [env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]' })
-    .option('region', { type: 'string', describe: 'Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default us-east-1]' })
-    .option('profile', { type: 'string', describe: 'Named profile from ~/.aws/config [env: AWS_PROFILE]' })
-    .option('path-style', { type: 'boolean', describe: 'Address buckets as endpoint/bucket/key (default: on with --endpoint-url)' })
-    .option('flexible-checksums', { type: 'boolean', describe: 'Send CRC32 checksum trailers (default: on for AWS, off with --endpoint-url)' })
-    .option('part-size', { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' })
-    .option('multipart-threshold', { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' })
-    .option('concurrency', { type: 'number', describe: 'Parts in flight at once [default 10]' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' })
-    .option('progress', { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print results as JSON lines on stdout, errors as JSON on stderr' })
-    .option('debug', { type: 'boolean', default: false, describe: 'Print stack traces of errors' });
-}
+const GLOBAL_OPTIONS = {
+  'endpoint-url': { type: 'string', describe: 'S3-compatible endpoint, e.g. http://127.0.0.1:7480 [env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]' },
+  region: { type: 'string', describe: 'Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default us-east-1]' },
+  profile: { type: 'string', describe: 'Named profile from ~/.aws/config [env: AWS_PROFILE]' },
+  'path-style': { type: 'boolean', describe: 'Address buckets as endpoint/bucket/key (default: on with --endpoint-url)' },
+  'flexible-checksums': { type: 'boolean', describe: 'Send CRC32 checksum trailers (default: on for AWS, off with --endpoint-url)' },
+  'part-size': { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' },
+  'multipart-threshold': { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' },
+  concurrency: { type: 'number', describe: 'Parts in flight at once [default 10]' },
+  quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
+  progress: { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' },
+  json: { type: 'boolean', default: false, describe: 'Print results as JSON lines on stdout, errors as JSON on stderr' },
+  debug: { type: 'boolean', default: false, describe: 'Print stack traces of errors' },
+} as const satisfies Record<string, Options>;
 
 /** Flags that set the uploaded object's properties. */
+const UPLOAD_OPTIONS = {
+  'content-type': { type: 'string', describe: 'Content-Type (default: guessed from the file name)' },
+  'cache-control': { type: 'string', describe: 'Cache-Control header' },
+  'content-disposition': { type: 'string', describe: 'Content-Disposition header' },
+  'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
+  metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2' },
+  'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
+  sse: { type: 'string', describe: 'Server-side encryption: AES256 or aws:kms' },
+  'sse-kms-key-id': { type: 'string', describe: 'KMS key for --sse aws:kms' },
+  acl: { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' },
+} as const satisfies Record<string, Options>;
+
+/** Adds the global flags. */
+export function withGlobalOptions<T>(yargs: Argv<T>) {
+  return yargs.options(GLOBAL_OPTIONS);
+}
+
+/** Adds the upload flags. */
 export function withUploadOptions<T>(yargs: Argv<T>) {
-  return yargs
-    .option('content-type', { type: 'string', describe: 'Content-Type (default: guessed from the file name)' })
-    .option('cache-control', { type: 'string', describe: 'Cache-Control header' })
-    .option('content-disposition', { type: 'string', describe: 'Content-Disposition header' })
-    .option('content-encoding', { type: 'string', describe: 'Content-Encoding header' })
-    .option('metadata', { type: 'string', describe: 'User metadata: key=value,key2=value2' })
-    .option('storage-class', { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' })
-    .option('sse', { type: 'string', describe: 'Server-side encryption: AES256 or aws:kms' })
-    .option('sse-kms-key-id', { type: 'string', describe: 'KMS key for --sse aws:kms' })
-    .option('acl', { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' });
+  return yargs.options(UPLOAD_OPTIONS);
+}
+
+/**
+ * The flags in `argv` that no command knows, as typed (yargs would report `--bogus-flag` twice,
+ * as bogus-flag and bogusFlag, and `--no-such` as `such`).
+ */
+export function unknownFlags(argv: string[]): string[] {
+  const all: Record<string, Options> = { ...GLOBAL_OPTIONS, ...UPLOAD_OPTIONS, help: { alias: 'h', type: 'boolean' }, version: { type: 'boolean' } };
+  const known = new Set(Object.entries(all).flatMap(([name, o]) => [name, ...[o.alias ?? []].flat()]));
+  const booleans = new Set(Object.keys(all).filter((name) => all[name]!.type === 'boolean'));
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end))
+    .filter((token) => /^--?[A-Za-z]/.test(token))
+    .map((token) => token.replace(/=.*$/s, ''))
+    .filter((flag) => {
+      const name = flag.replace(/^--?/, '');
+      return !known.has(name) && !(name.startsWith('no-') && booleans.has(name.slice(3)));
+    });
 }
 
 /** Parsed global flags (as yargs gives them). */
