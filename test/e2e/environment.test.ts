@@ -1,0 +1,77 @@
+/**
+ * End-to-end: how the CLI finds its settings (region fallback, .env, endpoint variables), and the
+ * operands it refuses because they mean streaming.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
+import { cliEnv, createTestBucket, listKeys, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { expectExitCode, expectFailure } from './expect-cli.js';
+import { assertCliBuilt, describeResult, runCli } from './run-cli.js';
+
+let client: S3Client;
+let bucket: string;
+let work: string;
+let file: string;
+
+beforeAll(async () => {
+  assertCliBuilt();
+  client = testClient();
+  bucket = await createTestBucket(client, 's3xfer-e2e-env');
+  work = await tempDir('s3xfer-e2e-env-');
+  file = await randomFile(work, 'file.bin', 4096);
+});
+afterAll(async () => {
+  if (bucket) await removeTestBucket(client, bucket);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('settings', () => {
+  it('works with no region configured anywhere (falls back to us-east-1)', async () => {
+    const { AWS_REGION: _omitted, ...env } = cliEnv();
+    const result = await runCli(['cp', file, `s3://${bucket}/no-region.bin`], { env, cwd: work });
+    expectExitCode(result, 0);
+    expect(await listKeys(client, bucket)).toContain('no-region.bin');
+  });
+
+  it('reads credentials and the endpoint from a .env file in the working directory', async () => {
+    const s3 = s3Server();
+    const dir = await tempDir('s3xfer-e2e-dotenv-');
+    await writeFile(
+      join(dir, '.env'),
+      `AWS_ENDPOINT_URL=${s3.endpoint}\nAWS_ACCESS_KEY_ID=${s3.accessKeyId}\nAWS_SECRET_ACCESS_KEY=${s3.secretAccessKey}\n`,
+    );
+    const env = { PATH: process.env.PATH, HOME: dir, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' };
+    const result = await runCli(['cp', file, `s3://${bucket}/dotenv.bin`], { env, cwd: dir });
+    expectExitCode(result, 0);
+    const back = join(dir, 'back.bin');
+    expectExitCode(await runCli(['cp', `s3://${bucket}/dotenv.bin`, back], { env, cwd: dir }), 0);
+    expect(await sha256File(back)).toBe(await sha256File(file));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lets the environment win over .env', async () => {
+    const dir = await tempDir('s3xfer-e2e-dotenv-');
+    await writeFile(join(dir, '.env'), 'AWS_SECRET_ACCESS_KEY=wrong-secret\n');
+    const result = await runCli(['cp', file, `s3://${bucket}/env-wins.bin`], { env: cliEnv(), cwd: dir });
+    expect(result.code, describeResult(result)).toBe(0);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('prefers AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL', async () => {
+    const env = cliEnv({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_S3: s3Server().endpoint });
+    expectExitCode(await runCli(['cp', file, `s3://${bucket}/s3-specific.bin`], { env, cwd: work }), 0);
+  });
+});
+
+describe('streaming operands are refused, not taken as file names', () => {
+  it.each([
+    ['an upload from "-"', ['cp', '-', 's3://bucket-x/key']],
+    ['a download to "-"', ['cp', 's3://bucket-x/key', '-']],
+  ])('%s exits 2', async (_name, args) => {
+    const result = await runCli(args, { env: cliEnv(), cwd: work });
+    expectFailure(result, 2, 'stdin/stdout ("-") is not supported yet');
+  });
+});
