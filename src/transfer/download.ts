@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -154,6 +155,7 @@ class RangeGetter {
     const limit = pLimit(this.transfer.config.concurrency);
     const failed = new AbortController();
     const signal = AbortSignal.any([this.transfer.signal, failed.signal]);
+    setMaxListeners(0, signal); // one listener per request in flight
     const jobs = ranges.map((range) =>
       limit(() => {
         signal.throwIfAborted(); // queued parts of a failed or cancelled download never start

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { TransferConfig } from '../config.js';
 import { resolveTransferConfig } from '../config.js';
 import { TransferAbortedError, type S3xferError } from '../errors.js';
@@ -32,7 +33,10 @@ export class TransferContext {
     this.config = resolveTransferConfig(options.config);
     const progressOnly = options.onProgress ? { onProgress: options.onProgress } : undefined;
     this.events = new SubscriberSet([...(options.subscribers ?? []), progressOnly], info);
-    this.signal = options.abortSignal ?? new AbortController().signal;
+    // One signal per transfer, followed by every request: a signal shared by many transfers (the
+    // CLI's Ctrl-C) then carries one listener per transfer, not one per request in flight.
+    this.signal = AbortSignal.any(options.abortSignal ? [options.abortSignal] : []);
+    setMaxListeners(0, this.signal);
   }
 
   /** Seconds since the transfer started. */
