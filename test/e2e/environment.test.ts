@@ -6,9 +6,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
+import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, listKeys, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
-import { expectExitCode, expectFailure } from './expect-cli.js';
+import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
 import { assertCliBuilt, describeResult, runCli } from './run-cli.js';
 
 let client: S3Client;
@@ -63,6 +63,20 @@ describe('settings', () => {
   it('prefers AWS_ENDPOINT_URL_S3 over AWS_ENDPOINT_URL', async () => {
     const env = cliEnv({ AWS_ENDPOINT_URL: 'http://127.0.0.1:9', AWS_ENDPOINT_URL_S3: s3Server().endpoint });
     expectExitCode(await runCli(['cp', file, `s3://${bucket}/s3-specific.bin`], { env, cwd: work }), 0);
+  });
+});
+
+describe('many parts in flight', () => {
+  it('print no Node warnings (one abort listener per transfer, not per request)', async () => {
+    const big = await randomFile(work, 'many-parts.bin', 96 * MiB);
+    const flags = ['--concurrency', '16', '--part-size', '5MiB', '--no-progress'];
+    const up = await runCli(['cp', big, `s3://${bucket}/many-parts.bin`, ...flags], { env: cliEnv(), cwd: work });
+    expectExitCode(up, 0);
+    expectNoNoise(up.stderr);
+    const down = await runCli(['cp', `s3://${bucket}/many-parts.bin`, join(work, 'many-parts.out'), ...flags], { env: cliEnv(), cwd: work });
+    expectExitCode(down, 0);
+    expectNoNoise(down.stderr);
+    expect(await sha256File(join(work, 'many-parts.out'))).toBe(await sha256File(big));
   });
 });
 
