@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // Ceph RGW through scripts/s3-server.sh unless S3_ENDPOINT points elsewhere.
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    reporters: ['default', './test/setup/summary-reporter.ts'],
     // The SDK's Node-version notice is noise in test logs (the CLI hides it too).
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     projects: [
