@@ -121,6 +121,19 @@ export function uploadPartSize(fileSize: number, partSize: number): number {
   return raised;
 }
 
+/** Buffered upload parts may always use this much memory (more when the caller configures more). */
+export const UPLOAD_MEMORY_BUDGET = 256 * MiB;
+
+/**
+ * Parts an upload keeps in flight. Each is a buffer of `partSize` bytes, so when parts were raised
+ * for a huge file (a 1 TiB file needs 105 MiB parts) fewer run at once: memory stays within
+ * max(256 MiB, concurrency × configured part size), whatever the file's size.
+ */
+export function uploadQueueSize(partSize: number, config: Pick<TransferConfig, 'concurrency' | 'partSize'>): number {
+  const budget = Math.max(UPLOAD_MEMORY_BUDGET, config.concurrency * config.partSize);
+  return Math.max(1, Math.min(config.concurrency, Math.floor(budget / partSize)));
+}
+
 /** A byte range of an object, both ends inclusive as in HTTP `Range: bytes=start-end`. */
 export interface ByteRange {
   start: number;

@@ -17,6 +17,8 @@ export {
   planRanges,
   resolveTransferConfig,
   uploadPartSize,
+  uploadQueueSize,
+  UPLOAD_MEMORY_BUDGET,
   type ByteRange,
   type TransferConfig,
 } from './config.js';

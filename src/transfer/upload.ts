@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import mime from 'mime';
-import { uploadPartSize } from '../config.js';
+import { uploadPartSize, uploadQueueSize } from '../config.js';
 import { IntegrityError, LocalFileError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { formatS3Url } from '../location.js';
@@ -128,7 +128,7 @@ async function putInParts(client: S3Client, source: SourceFile, params: PutObjec
     client: tracked.client,
     params: { ...params, Body: body, ContentLength: source.size },
     partSize,
-    queueSize: transfer.config.concurrency,
+    queueSize: uploadQueueSize(partSize, transfer.config),
     leavePartsOnError: false,
   });
   let reported = 0;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, planRanges, resolveTransferConfig, uploadPartSize, UsageError } from '../../src/index.js';
+import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, planRanges, resolveTransferConfig, uploadPartSize, uploadQueueSize, UsageError } from '../../src/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -80,6 +80,28 @@ describe('uploadPartSize', () => {
 
   it('refuses a file that even 5 GiB parts cannot hold', () => {
     expect(() => uploadPartSize(10_000 * 5 * GiB + 1, 8 * MiB)).toThrow(/too large/);
+  });
+});
+
+describe('uploadQueueSize', () => {
+  const defaults = { concurrency: 10, partSize: 8 * MiB };
+
+  it('keeps the configured concurrency for ordinary part sizes', () => {
+    expect(uploadQueueSize(8 * MiB, defaults)).toBe(10);
+    expect(uploadQueueSize(25 * MiB, defaults)).toBe(10); // 250 MiB fits the 256 MiB budget
+  });
+
+  it('runs fewer parts at once when parts were raised for a huge file, bounding memory', () => {
+    const tebibyte = 1024 * GiB;
+    const part = uploadPartSize(tebibyte, 8 * MiB);
+    const queue = uploadQueueSize(part, defaults);
+    expect(queue).toBe(2);
+    expect(queue * part).toBeLessThanOrEqual(256 * MiB);
+    expect(uploadQueueSize(5 * GiB, defaults)).toBe(1);
+  });
+
+  it('respects a larger budget the caller configured', () => {
+    expect(uploadQueueSize(64 * MiB, { concurrency: 16, partSize: 64 * MiB })).toBe(16);
   });
 });
 
