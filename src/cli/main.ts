@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -18,7 +18,6 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: ReporterStreams): Promise<number> {
   // The SDK's six-line Node-version notice is for SDK maintainers' users, not for a CLI's output.
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  if (existsSync('.env')) process.loadEnvFile('.env'); // never overrides variables already set
 
   // A closed pipe (`s3xfer … | head -0`) must not crash the CLI with a stack trace.
   for (const stream of [streams.stdout, streams.stderr]) stream.on('error', () => {});
@@ -37,6 +36,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   let debug = argv.includes('--debug');
   let json = argv.includes('--json');
   try {
+    loadDotEnv();
     const run = async (args: GlobalArgs & UploadArgs & { source: string; destination?: string }, expected: Expected) => {
       debug = args.debug;
       json = args.json;
@@ -104,6 +104,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
     reporter?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Reads ./.env when present; variables already set in the environment win. */
+function loadDotEnv(): void {
+  const info = statSync('.env', { throwIfNoEntry: false });
+  if (!info) return;
+  if (!info.isFile()) throw new UsageError('.env: not a file (s3xfer reads ./.env for settings)', 'BadDotEnv');
+  try {
+    process.loadEnvFile('.env');
+  } catch (error) {
+    throw new UsageError(`.env: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'BadDotEnv', { cause: error });
   }
 }
 

@@ -3,7 +3,7 @@
  * operands it refuses because they mean streaming.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
@@ -57,6 +57,15 @@ describe('settings', () => {
     await writeFile(join(dir, '.env'), 'AWS_SECRET_ACCESS_KEY=wrong-secret\n');
     const result = await runCli(['cp', file, `s3://${bucket}/env-wins.bin`], { env: cliEnv(), cwd: dir });
     expect(result.code, describeResult(result)).toBe(0);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a .env that is not a file, with exit 2', async () => {
+    const dir = await tempDir('s3xfer-e2e-dotenv-');
+    await mkdir(join(dir, '.env'));
+    const result = await runCli(['cp', file, `s3://${bucket}/never.bin`], { env: cliEnv(), cwd: dir });
+    expectFailure(result, 2, '.env: not a file');
+    expect(await listKeys(client, bucket)).not.toContain('never.bin');
     await rm(dir, { recursive: true, force: true });
   });
 
