@@ -9,7 +9,8 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { clientOptionsFrom, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
 import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
 
-const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+// Through the package's own name (its exports list package.json): right from dist/ and the bundle alike.
+const { version } = createRequire(import.meta.url)('s3xfer/package.json') as { version: string };
 
 /**
  * The CLI entry: parses argv, runs one command, and turns its outcome into an exit code. The only
