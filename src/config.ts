@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import bytes from 'bytes-iec';
 import { UsageError } from './errors.js';
 
@@ -9,19 +10,22 @@ export const GiB = 1024 * MiB;
 export const S3_LIMITS = {
   /** Smallest part of a multipart upload (all but the last part). */
   minPartSize: 5 * MiB,
-  /** Largest part of a multipart upload. */
-  maxPartSize: 5 * GiB,
+  /** Largest part of a multipart upload: S3's 5 GiB, or less where Node cannot hold such a Buffer. */
+  maxPartSize: Math.min(5 * GiB, bufferConstants.MAX_LENGTH),
   /** Most parts in one multipart upload. */
   maxParts: 10_000,
   /** Largest object a single PutObject may write. */
   maxSinglePutSize: 5 * GiB,
 } as const;
 
+/** Buffered upload parts may always use this much memory (more when the caller configures more). */
+export const UPLOAD_MEMORY_BUDGET = 256 * MiB;
+
 /** How a transfer is split and how many requests run at once (boto3's `TransferConfig`). */
 export interface TransferConfig {
   /**
    * Files (uploads) and objects (downloads) of at least this many bytes move in parts.
-   * Default 8 MiB, like the aws CLI. At most 5 GiB, the largest single PutObject.
+   * Default 8 MiB, like the aws CLI. At most 256 MiB: a single PUT holds the file in memory.
    */
   multipartThreshold: number;
   /**
@@ -32,8 +36,10 @@ export interface TransferConfig {
   /** Parts in flight at once. Default 10, like the aws CLI. */
   concurrency: number;
   /**
-   * Attempts per request, including the first, for throttling (503 SlowDown), server errors and
-   * broken connections. Default 5, like s3transfer.
+   * Attempts to read one download range, including the first, when its response stream breaks
+   * mid-body (each attempt resumes at the first missing byte). Default 5, like s3transfer.
+   * Request-level retries (throttling, 5xx, refused connections) are the client's: see
+   * `createS3Client({ maxAttempts })`, which the CLI sets to the same value.
    */
   maxAttempts: number;
 }
@@ -80,13 +86,14 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
   const { partSize, multipartThreshold, concurrency, maxAttempts } = config;
   if (!Number.isInteger(partSize) || partSize < S3_LIMITS.minPartSize || partSize > S3_LIMITS.maxPartSize) {
     throw new UsageError(
-      `invalid part size ${describe(partSize)}: S3 accepts parts from 5 MiB to 5 GiB`,
+      `invalid part size ${describe(partSize)}: parts must be from 5 MiB to ${formatBytes(S3_LIMITS.maxPartSize).replace('.0 ', ' ')}` +
+        (S3_LIMITS.maxPartSize < 5 * GiB ? " (S3 allows 5 GiB; this Node's largest Buffer is smaller)" : ''),
       'InvalidPartSize',
     );
   }
-  if (!Number.isInteger(multipartThreshold) || multipartThreshold < 0 || multipartThreshold > S3_LIMITS.maxSinglePutSize) {
+  if (!Number.isInteger(multipartThreshold) || multipartThreshold < 0 || multipartThreshold > UPLOAD_MEMORY_BUDGET) {
     throw new UsageError(
-      `invalid multipart threshold ${describe(multipartThreshold)}: it must be between 0 B and 5 GiB (the largest single PUT)`,
+      `invalid multipart threshold ${describe(multipartThreshold)}: it must be between 0 B and 256 MiB (a single PUT holds the file in memory)`,
       'InvalidMultipartThreshold',
     );
   }
@@ -120,9 +127,6 @@ export function uploadPartSize(fileSize: number, partSize: number): number {
   }
   return raised;
 }
-
-/** Buffered upload parts may always use this much memory (more when the caller configures more). */
-export const UPLOAD_MEMORY_BUDGET = 256 * MiB;
 
 /**
  * Parts an upload keeps in flight. Each is a buffer of `partSize` bytes, so when parts were raised

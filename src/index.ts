@@ -14,12 +14,7 @@ export {
   S3_LIMITS,
   formatBytes,
   parseSize,
-  planRanges,
   resolveTransferConfig,
-  uploadPartSize,
-  uploadQueueSize,
-  UPLOAD_MEMORY_BUDGET,
-  type ByteRange,
   type TransferConfig,
 } from './config.js';
 export {

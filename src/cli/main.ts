@@ -6,7 +6,7 @@ import { resolveTransferConfig } from '../config.js';
 import { S3xferError, UsageError } from '../errors.js';
 import { runTransfer, type Expected } from './commands/transfer.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { clientOptionsFrom, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
+import { clientOptionsFrom, givenUploadFlags, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
 import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
 
 // Through the package's own name (its exports list package.json): right from dist/ and the bundle alike.
@@ -43,12 +43,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       json = args.json;
       const config = resolveTransferConfig(transferConfigFrom(args));
       const clientOptions = clientOptionsFrom(args, env, config);
-      const extraArgs = expected === 'download' ? {} : uploadExtraArgsFrom(args);
+      const extraArgs = uploadExtraArgsFrom(args);
       reporter = await createReporter(reporterKind(args, streams, env), streams, { progress: args.progress });
       await runTransfer(args.source, args.destination ?? '.', expected, {
         client: async () => (await import('../client.js')).createS3Client(clientOptions),
         config,
         extraArgs,
+        uploadFlags: givenUploadFlags(args),
         subscriber: reporter,
         abortSignal: abort.signal,
       });
@@ -71,13 +72,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       .command(
         'download <source> [destination]',
         'Download s3://bucket/key to FILE (default: the key\'s name in the current directory)',
-        (y) => y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' }),
+        // Upload flags are accepted here only to be refused with a clear message in runTransfer.
+        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' })),
         (args) => run(args as never, 'download'),
       )
       .example('$0 cp ./a.bin s3://bucket/a.bin', 'upload a file')
       .example('$0 cp s3://bucket/a.bin ./copy.bin', 'download an object')
       .example('$0 upload ./a.bin s3://bucket/backups/ --endpoint-url http://127.0.0.1:7480', 'upload to a prefix on a local store')
-      .epilogue('Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted.')
+      .epilogue('Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted (SIGINT), 143 terminated (SIGTERM).')
+      // A repeated flag takes its last value (yargs would otherwise pass an array along).
+      .parserConfiguration({ 'duplicate-arguments-array': false })
       .demandCommand(1, 'give a command: cp, upload or download')
       .strict()
       .version(version)

@@ -127,13 +127,20 @@ export function transferConfigFrom(args: GlobalArgs): Partial<TransferConfig> {
   };
 }
 
+/** The upload-only flags present in parsed arguments, as `--name`. */
+export function givenUploadFlags(args: object): string[] {
+  return Object.keys(UPLOAD_OPTIONS)
+    .filter((name) => (args as Record<string, unknown>)[name] !== undefined)
+    .map((name) => `--${name}`);
+}
+
 /** Object properties from upload flags. */
 export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
   const extra: UploadExtraArgs = {
-    ContentType: args.contentType,
-    CacheControl: args.cacheControl,
-    ContentDisposition: args.contentDisposition,
-    ContentEncoding: args.contentEncoding,
+    ContentType: headerValue('--content-type', args.contentType),
+    CacheControl: headerValue('--cache-control', args.cacheControl),
+    ContentDisposition: headerValue('--content-disposition', args.contentDisposition),
+    ContentEncoding: headerValue('--content-encoding', args.contentEncoding),
     Metadata: args.metadata === undefined ? undefined : parseMetadata(args.metadata),
     StorageClass: args.storageClass as UploadExtraArgs['StorageClass'],
     ServerSideEncryption: args.sse as UploadExtraArgs['ServerSideEncryption'],
@@ -141,6 +148,17 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
     ACL: args.acl as UploadExtraArgs['ACL'],
   };
   return Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)) as UploadExtraArgs;
+}
+
+/**
+ * HTTP header values must be printable ASCII; anything else would only come back from the server
+ * as a misleading signature error.
+ */
+function headerValue(flag: string, value: string | undefined): string | undefined {
+  if (value !== undefined && !/^[\x20-\x7e]*$/.test(value)) {
+    throw new UsageError(`invalid ${flag} value "${value}": only printable ASCII characters can be sent as an HTTP header`, 'InvalidHeaderValue');
+  }
+  return value;
 }
 
 /** `key=value,key2=value2` → `{ key: 'value', key2: 'value2' }`. */
@@ -154,7 +172,7 @@ export function parseMetadata(text: string): Record<string, string> {
       if (eq <= 0 || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
         throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…] with token keys`, 'InvalidMetadata');
       }
-      return [name, pair.slice(eq + 1)] as const;
+      return [name, headerValue(`--metadata ${name}`, pair.slice(eq + 1))!] as const;
     });
   if (entries.length === 0) throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…]`, 'InvalidMetadata');
   return Object.fromEntries(entries);

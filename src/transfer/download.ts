@@ -14,7 +14,7 @@ import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { formatS3Url } from '../location.js';
 import { isAbortError } from './error-mapping.js';
-import { AtomicFile, resolveDownloadPath } from './local-files.js';
+import { openDownloadSink, resolveDownloadPath, type DownloadSink } from './local-files.js';
 import { TransferContext, type CommonTransferOptions } from './transfer-context.js';
 
 /** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
@@ -52,29 +52,30 @@ export async function downloadFile(
 ): Promise<TransferResult> {
   const source = formatS3Url(bucket, key);
   const transfer = new TransferContext({ direction: 'download', source, destination: filename }, bucket, key, options);
-  if (key === '' || key.endsWith('/')) {
-    throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${bucket}/path/file`, 'MissingKey');
-  }
-  const target = await resolveDownloadPath(filename, key);
-  transfer.info.destination = target;
   const request = { ...options.extraArgs, Bucket: bucket, Key: key };
-  let file: AtomicFile | undefined;
+  let file: DownloadSink | undefined;
   try {
+    if (key === '' || key.endsWith('/')) {
+      throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${bucket}/path/file`, 'MissingKey');
+    }
+    if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
+    const target = await resolveDownloadPath(filename, key);
+    transfer.info.destination = target;
     const head = await headObject(client, request, transfer.signal);
     const size = head.ContentLength ?? 0;
     transfer.events.queued(size);
-    file = await AtomicFile.create(target);
+    file = await openDownloadSink(target);
     const getter = new RangeGetter(client, { ...request, IfMatch: head.ETag }, size, file, transfer);
-    const multipart = size >= transfer.config.multipartThreshold && size > transfer.config.partSize;
+    // A device or pipe takes its bytes in order: one sequential GET.
+    const multipart = file.positional && size >= transfer.config.multipartThreshold && size > transfer.config.partSize;
     const ranges = multipart ? planRanges(size, transfer.config.partSize) : [{ start: 0, end: size - 1 }];
     if (multipart) await getter.getAll(ranges);
     else await getter.getWhole(head);
     await file.commit(size);
-    file = undefined;
     const result: TransferResult = {
       direction: 'download',
       source,
-      destination: target,
+      destination: file.path,
       bucket,
       key,
       bytes: size,
@@ -125,7 +126,7 @@ class RangeGetter {
     private readonly client: S3Client,
     private readonly request: GetObjectCommandInput,
     private readonly size: number,
-    private readonly file: AtomicFile,
+    private readonly file: DownloadSink,
     private readonly transfer: TransferContext,
   ) {}
 

@@ -51,6 +51,8 @@ const FILE_CODES: Record<string, string> = {
   EROFS: 'read-only file system',
   EMFILE: 'too many open files',
   EEXIST: 'file exists',
+  ENAMETOOLONG: 'file name too long',
+  EDQUOT: 'disk quota exceeded',
 };
 
 /** True for the errors an AbortSignal produces anywhere in Node and the SDK. */

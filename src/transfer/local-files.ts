@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
 import { fileErrorReason } from './error-mapping.js';
 
-/** An open source file and its size, fixed at open time. */
+/** An open source file and its size and modification time, fixed at open time. */
 export interface SourceFile {
+  path: string;
   handle: FileHandle;
   size: number;
+  mtimeMs: number;
 }
 
 /**
@@ -32,12 +34,45 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
     if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
     // A read of 0 bytes still fails on directories opened on some systems and on unreadable FIFOs.
     await handle.read(Buffer.alloc(1), 0, 1, 0);
-    return { handle, size: info.size };
+    return { path, handle, size: info.size, mtimeMs: info.mtimeMs };
   } catch (error) {
     await handle.close().catch(() => {});
     if (error instanceof LocalFileError) throw error;
     throw new LocalFileError(`${path}: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), { ...context, cause: error });
   }
+}
+
+/**
+ * Reads `length` bytes at `position` into a new Buffer (in calls of at most 1 GiB: one read of
+ * 2 GiB or more is refused by Node).
+ * @throws {LocalFileError} when the file ends early.
+ */
+export async function readSourceBytes(source: SourceFile, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  for (let offset = 0; offset < length; ) {
+    const { bytesRead } = await source.handle.read(buffer, offset, Math.min(length - offset, 1024 ** 3), position + offset);
+    if (bytesRead === 0) throw fileChanged(source);
+    offset += bytesRead;
+  }
+  return buffer;
+}
+
+/**
+ * Fails when the file's size or modification time differs from when it was opened: an upload
+ * must not store a mix of old and new bytes, nor a truncated file over an existing object.
+ * @throws {LocalFileError}
+ */
+export async function assertSourceUnchanged(source: SourceFile): Promise<void> {
+  const now = await source.handle.stat();
+  if (now.size !== source.size || now.mtimeMs !== source.mtimeMs) throw fileChanged(source);
+}
+
+/** The error for a source file that changed during its upload. */
+export function fileChanged(source: SourceFile): LocalFileError {
+  return new LocalFileError(`${source.path}: the file changed while it was being uploaded`, 'FileChanged', {
+    operation: 'upload',
+    source: source.path,
+  });
 }
 
 /**
@@ -60,12 +95,42 @@ export async function resolveDownloadPath(filename: string, key: string): Promis
   return target;
 }
 
+/** Where a download's bytes go: written at offsets, then committed or discarded. */
+export interface DownloadSink {
+  readonly path: string;
+  /** Whether writes may arrive out of order (ranged GETs in parallel). */
+  readonly positional: boolean;
+  /** Writes all of `data` at `position`. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** Finishes the file after `expectedSize` bytes. */
+  commit(expectedSize: number): Promise<void>;
+  /** Undoes what can be undone; never throws. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Opens the right sink for a download's destination: an {@link AtomicFile} for a regular or new
+ * file, a {@link DirectFile} for a device or FIFO (`/dev/null`, a named pipe), which must be
+ * written in place rather than replaced. A symlink is replaced by the downloaded file, as
+ * `aws s3 cp` does.
+ */
+export async function openDownloadSink(path: string): Promise<DownloadSink> {
+  const existing = await lstatOrUndefined(path);
+  if (existing && (existing.isCharacterDevice() || existing.isBlockDevice() || existing.isFIFO() || existing.isSocket())) {
+    return DirectFile.open(path);
+  }
+  return AtomicFile.create(path, existing?.isFile() ? existing.mode & 0o7777 : undefined);
+}
+
 /**
  * A download's destination, written atomically: bytes go to a hidden temp file in the same
  * directory (same file system, so the final rename is atomic) and only `commit()` puts it in
- * place. `discard()` removes it; an existing destination file is untouched until commit.
+ * place. `discard()` removes it; an existing destination file is untouched until commit, and
+ * its permissions carry over to the new file.
  */
-export class AtomicFile {
+export class AtomicFile implements DownloadSink {
+  readonly positional = true;
+
   private constructor(
     readonly path: string,
     readonly tempPath: string,
@@ -73,25 +138,29 @@ export class AtomicFile {
   ) {}
 
   /** Creates the temp file (exclusively, so two downloads never share one). */
-  static async create(path: string): Promise<AtomicFile> {
-    const tempPath = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.s3xfer-part`);
+  static async create(path: string, mode?: number): Promise<AtomicFile> {
+    const name = basename(path);
+    // Keep the temp name within NAME_MAX (255 bytes) when the destination's name is long.
+    const stem = Buffer.byteLength(name) > 200 ? '' : `${name}.`;
+    const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}.s3xfer-part`);
     try {
-      return new AtomicFile(path, tempPath, await open(tempPath, 'wx'));
+      const handle = await open(tempPath, 'wx', mode);
+      if (mode !== undefined) await handle.chmod(mode).catch(() => {}); // open() applies the umask
+      return new AtomicFile(path, tempPath, handle);
     } catch (error) {
-      throw new LocalFileError(`${path}: cannot create a file here: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), {
-        operation: 'download',
-        destination: path,
-        cause: error,
-      });
+      throw writeError(path, error, 'cannot create a file here');
     }
   }
 
-  /** Writes all of `data` at `position`. */
   async write(data: Uint8Array, position: number): Promise<void> {
-    let offset = 0;
-    while (offset < data.length) {
-      const { bytesWritten } = await this.handle.write(data, offset, data.length - offset, position + offset);
-      offset += bytesWritten;
+    try {
+      let offset = 0;
+      while (offset < data.length) {
+        const { bytesWritten } = await this.handle.write(data, offset, data.length - offset, position + offset);
+        offset += bytesWritten;
+      }
+    } catch (error) {
+      throw writeError(this.path, error, 'cannot write');
     }
   }
 
@@ -105,11 +174,65 @@ export class AtomicFile {
     await rename(this.tempPath, this.path);
   }
 
-  /** Closes and removes the temp file; never throws. */
   async discard(): Promise<void> {
     await this.handle.close().catch(() => {});
     await unlink(this.tempPath).catch(() => {});
   }
+}
+
+/**
+ * A device or FIFO destination, written in place and in order (so one sequential GET). There is
+ * nothing to roll back: a failed download has already written what it wrote.
+ */
+export class DirectFile implements DownloadSink {
+  readonly positional = false;
+  private written = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async open(path: string): Promise<DirectFile> {
+    try {
+      return new DirectFile(path, await open(path, 'w'));
+    } catch (error) {
+      throw writeError(path, error, 'cannot open');
+    }
+  }
+
+  async write(data: Uint8Array, position: number): Promise<void> {
+    if (position !== this.written) {
+      throw new LocalFileError(`${this.path}: cannot write out of order to a device or pipe`, 'ESPIPE', { destination: this.path });
+    }
+    try {
+      await this.handle.write(data);
+      this.written += data.length;
+    } catch (error) {
+      throw writeError(this.path, error, 'cannot write');
+    }
+  }
+
+  async commit(): Promise<void> {
+    await this.handle.close();
+  }
+
+  async discard(): Promise<void> {
+    await this.handle.close().catch(() => {});
+  }
+}
+
+/** A write failure (disk full, read-only, …) is the destination's problem: never retried. */
+function writeError(path: string, error: unknown, what: string): LocalFileError {
+  return new LocalFileError(`${path}: ${what}: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), {
+    operation: 'download',
+    destination: path,
+    cause: error,
+  });
+}
+
+async function lstatOrUndefined(path: string) {
+  return lstat(path).catch(() => undefined);
 }
 
 async function statOrUndefined(path: string) {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { TransferConfig } from '../config.js';
 import { resolveTransferConfig } from '../config.js';
-import { TransferAbortedError, type S3xferError } from '../errors.js';
+import { S3xferError, TransferAbortedError } from '../errors.js';
 import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferSubscriber } from '../events.js';
 import { toS3xferError } from './error-mapping.js';
 
@@ -51,6 +51,8 @@ export class TransferContext {
 
   /** Maps any error to a typed one for this transfer (an abort wins over whatever it caused). */
   toError(error: unknown): S3xferError {
+    // Parts left on the server after all must be reported, even when the user cancelled.
+    if (error instanceof S3xferError && error.code === 'AbortFailed') return error;
     if (this.signal.aborted) return new TransferAbortedError({ ...this.errorContext(), cause: error });
     return toS3xferError(error, { ...this.errorContext(), bucket: this.bucket, key: this.key });
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -11,10 +12,10 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import mime from 'mime';
 import { uploadPartSize, uploadQueueSize } from '../config.js';
-import { IntegrityError, LocalFileError, S3xferError, UsageError } from '../errors.js';
+import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { formatS3Url } from '../location.js';
-import { openSourceFile, type SourceFile } from './local-files.js';
+import { assertSourceUnchanged, fileChanged, openSourceFile, readSourceBytes, type SourceFile } from './local-files.js';
 import { TransferContext, type CommonTransferOptions } from './transfer-context.js';
 
 /**
@@ -78,16 +79,20 @@ export async function uploadFile(
 ): Promise<TransferResult> {
   const destination = formatS3Url(bucket, key);
   const transfer = new TransferContext({ direction: 'upload', source: filename, destination }, bucket, key, options);
-  if (key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${bucket}/`, 'MissingKey');
-  const source = await openSourceFile(filename);
+  let source: SourceFile | undefined;
   try {
+    if (filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
+    if (key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${bucket}/`, 'MissingKey');
+    source = await openSourceFile(filename);
     transfer.events.queued(source.size);
     transfer.throwIfAborted();
     const extraArgs = options.extraArgs ?? {};
     const contentType = extraArgs.ContentType ?? mime.getType(filename) ?? undefined;
     const params: PutObjectCommandInput = { ...extraArgs, Bucket: bucket, Key: key, ...(contentType ? { ContentType: contentType } : {}) };
+    // A file that fits in one part goes up as one PutObject either way: ours carries Content-MD5.
+    const { multipartThreshold, partSize } = transfer.config;
     const result =
-      source.size < transfer.config.multipartThreshold
+      source.size < multipartThreshold || source.size <= partSize
         ? await putWhole(client, source, params, transfer)
         : await putInParts(client, source, params, transfer);
     transfer.events.done(result);
@@ -97,17 +102,17 @@ export async function uploadFile(
     transfer.events.failed(failure);
     throw failure;
   } finally {
-    await source.handle.close().catch(() => {});
+    await source?.handle.close().catch(() => {});
   }
 }
 
-/** One PutObject. The file is read once into memory (it is below the multipart threshold). */
+/**
+ * One PutObject. The file is read once into memory: it is below the multipart threshold
+ * (≤ 256 MiB) or fits in one part, the same memory a multipart upload would use for a part.
+ */
 async function putWhole(client: S3Client, source: SourceFile, params: PutObjectCommandInput, transfer: TransferContext): Promise<TransferResult> {
-  const body = Buffer.alloc(source.size);
-  const { bytesRead } = await source.handle.read(body, 0, source.size, 0);
-  if (bytesRead !== source.size) {
-    throw new LocalFileError(`${transfer.info.source}: file shrank while being read`, 'FileChanged', { source: transfer.info.source });
-  }
+  const body = await readSourceBytes(source, 0, source.size);
+  await assertSourceUnchanged(source);
   // A Buffer body (not a stream) lets the SDK resend it on retries; Content-MD5 makes S3 verify it.
   const contentMD5 = createHash('md5').update(body).digest('base64');
   const response = await client.send(
@@ -122,8 +127,10 @@ async function putWhole(client: S3Client, source: SourceFile, params: PutObjectC
 async function putInParts(client: S3Client, source: SourceFile, params: PutObjectCommandInput, transfer: TransferContext): Promise<TransferResult> {
   const partSize = uploadPartSize(source.size, transfer.config.partSize);
   const tracked = trackMultipart(client, transfer.signal);
-  // Read exactly the size seen at open: a file that grows meanwhile cannot make parts disagree.
-  const body = source.handle.createReadStream({ start: 0, end: Math.max(source.size - 1, 0), autoClose: false, highWaterMark: 1024 * 1024 });
+  // Read exactly the size seen at open, and fail (so lib-storage aborts rather than completes)
+  // when the file turns out shorter or was modified: never a truncated or mixed object.
+  const stream = source.handle.createReadStream({ start: 0, end: Math.max(source.size - 1, 0), autoClose: false, highWaterMark: 1024 * 1024 });
+  const body = Readable.from(exactly(stream, source), { objectMode: false });
   const upload = new Upload({
     client: tracked.client,
     params: { ...params, Body: body, ContentLength: source.size },
@@ -173,7 +180,19 @@ async function putInParts(client: S3Client, source: SourceFile, params: PutObjec
     );
   } finally {
     body.destroy();
+    stream.destroy();
   }
+}
+
+/** Passes the file's bytes through, then checks that they were all there and unchanged. */
+async function* exactly(stream: AsyncIterable<Buffer>, source: SourceFile): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += chunk.length;
+    yield chunk;
+  }
+  if (bytes !== source.size) throw fileChanged(source);
+  await assertSourceUnchanged(source);
 }
 
 function result(transfer: TransferContext, bytes: number, parts: number, multipart: boolean, etag?: string, versionId?: string): TransferResult {

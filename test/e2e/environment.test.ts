@@ -2,7 +2,7 @@
  * End-to-end: how the CLI finds its settings (region fallback, .env, endpoint variables), and the
  * operands it refuses because they mean streaming.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,32 @@ describe('many parts in flight', () => {
     expectExitCode(down, 0);
     expectNoNoise(down.stderr);
     expect(await sha256File(join(work, 'many-parts.out'))).toBe(await sha256File(big));
+  });
+});
+
+describe('flags', () => {
+  it('a repeated flag takes its last value', async () => {
+    const result = await runCli(['cp', file, `s3://${bucket}/repeated.bin`, '--metadata', 'a=1', '--metadata', 'b=2', '--part-size', '4MiB', '--part-size', '5MiB'], {
+      env: cliEnv(),
+      cwd: work,
+    });
+    expectExitCode(result, 0);
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'repeated.bin' }));
+    expect(head.Metadata).toEqual({ b: '2' });
+  });
+
+  it('refuses non-ASCII header values with exit 2 instead of a signature error', async () => {
+    const result = await runCli(['cp', file, `s3://${bucket}/non-ascii.bin`, '--metadata', 'owner=Zoë'], { env: cliEnv(), cwd: work });
+    expectFailure(result, 2, 'only printable ASCII');
+    expect(await listKeys(client, bucket)).not.toContain('non-ascii.bin');
+  });
+
+  it.each([
+    ['cp', ['--content-type', 'text/plain']],
+    ['download', ['--sse', 'AES256', '--acl', 'private']],
+  ])('refuses upload-only flags on a download (%s) with exit 2', async (command, flags) => {
+    const result = await runCli([command, `s3://${bucket}/no-region.bin`, join(work, 'never.bin'), ...flags], { env: cliEnv(), cwd: work });
+    expectFailure(result, 2, flags[0]!, 'apply to uploads only');
   });
 });
 

@@ -58,7 +58,12 @@ function start(args: string[]): RunningCli {
  * Waits until `started` reports the transfer under way, then sends SIGINT. Fails (with the
  * CLI's output) when the CLI exited first or the transfer never visibly started.
  */
-async function interruptOnce<T>(cli: RunningCli, what: string, started: () => Promise<T | undefined>): Promise<{ evidence: T; result: CliResult }> {
+async function interruptOnce<T>(
+  cli: RunningCli,
+  what: string,
+  started: () => Promise<T | undefined>,
+  signal: NodeJS.Signals = 'SIGINT',
+): Promise<{ evidence: T; result: CliResult }> {
   const evidence = await pollUntil(started, { intervalMs: 50, deadlineMs: 60_000, stopIf: () => !cli.running() });
   if (evidence === undefined || !cli.running()) {
     const stillRunning = cli.running();
@@ -69,7 +74,7 @@ async function interruptOnce<T>(cli: RunningCli, what: string, started: () => Pr
       : `the CLI exited before the signal could be sent${evidence === undefined ? ` (no ${what} was seen)` : ''}`;
     throw new Error(`could not interrupt: ${why}; the transfer was too fast or failed, so nothing was tested\n${describeResult(result)}`);
   }
-  expect(cli.child.kill('SIGINT'), 'SIGINT could not be delivered').toBe(true);
+  expect(cli.child.kill(signal), `${signal} could not be delivered`).toBe(true);
   return { evidence, result: await cli.result };
 }
 
@@ -131,5 +136,25 @@ describe('Ctrl-C (SIGINT)', () => {
         await rm(dir, { recursive: true, force: true });
       }
     });
+  });
+});
+
+describe('SIGTERM (a CI job cancelled)', () => {
+  it('during a multipart upload: exits 143 and aborts the upload', async () => {
+    const key = 'terminated/upload.bin';
+    const cli = start(['cp', bigFile, `s3://${bucket}/${key}`, ...SLOW]);
+    const { result } = await interruptOnce(
+      cli,
+      'multipart upload',
+      async () => {
+        const open = await openMultipartUploads(client, bucket);
+        return open.some((u) => u.Key === key) ? open : undefined;
+      },
+      'SIGTERM',
+    );
+    expectExitCode(result, 143);
+    expect(result.stderr).toMatch(/^s3xfer: error: interrupted \(SIGTERM\)/m);
+    expect(await openMultipartUploads(client, bucket)).toEqual([]);
+    expect(await listKeys(client, bucket)).not.toContain(key);
   });
 });

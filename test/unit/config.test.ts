@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, planRanges, resolveTransferConfig, uploadPartSize, uploadQueueSize, UsageError } from '../../src/index.js';
+import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, resolveTransferConfig, S3_LIMITS, UsageError } from '../../src/index.js';
+import { planRanges, uploadPartSize, uploadQueueSize } from '../../src/config.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -44,8 +45,9 @@ describe('resolveTransferConfig', () => {
   });
 
   it.each([
-    [{ partSize: 5 * MiB - 1 }, /part size .* 5 MiB to 5 GiB/],
+    [{ partSize: 5 * MiB - 1 }, /part size .* from 5 MiB to [45] GiB/],
     [{ partSize: 5 * GiB + 1 }, /part size/],
+    [{ multipartThreshold: 256 * MiB + 1 }, /between 0 B and 256 MiB \(a single PUT holds the file in memory\)/],
     [{ multipartThreshold: 5 * GiB + 1 }, /multipart threshold/],
     [{ multipartThreshold: -1 }, /multipart threshold/],
     [{ concurrency: 0 }, /concurrency/],
@@ -58,7 +60,8 @@ describe('resolveTransferConfig', () => {
 
   it('accepts the limits themselves', () => {
     expect(resolveTransferConfig({ partSize: 5 * MiB }).partSize).toBe(5 * MiB);
-    expect(resolveTransferConfig({ partSize: 5 * GiB, multipartThreshold: 5 * GiB }).partSize).toBe(5 * GiB);
+    expect(resolveTransferConfig({ partSize: S3_LIMITS.maxPartSize, multipartThreshold: 256 * MiB }).partSize).toBe(S3_LIMITS.maxPartSize);
+    expect(S3_LIMITS.maxPartSize).toBeGreaterThanOrEqual(4 * GiB); // S3's 5 GiB, or Node's largest Buffer
   });
 });
 

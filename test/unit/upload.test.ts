@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, uploadFile, UsageError } from '../../src/index.js';
@@ -175,7 +175,60 @@ describe('uploadFile at or above the multipart threshold', () => {
   });
 });
 
+describe('uploadFile guards against what can go wrong mid-upload', () => {
+  it('reports parts left on the server even when the user cancelled', async () => {
+    mockMultipartSuccess();
+    const controller = new AbortController();
+    s3.on(UploadPartCommand).callsFake(() => {
+      controller.abort();
+      throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+    });
+    s3.on(AbortMultipartUploadCommand).rejects(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    const failure = await uploadFile(client, large, 'bkt', 'big.bin', { abortSignal: controller.signal }).catch((e: unknown) => e);
+    expect(failure).not.toBeInstanceOf(TransferAbortedError);
+    expect((failure as S3xferError).code).toBe('AbortFailed');
+    expect((failure as Error).message).toMatch(/multipart upload up-1 could not be aborted/);
+  });
+
+  it('aborts instead of completing when the file shrinks during a multipart upload', async () => {
+    const shrinking = await randomFile(dir, 'shrinking.bin', 30 * MiB);
+    mockMultipartSuccess();
+    s3.on(UploadPartCommand).callsFake(async (input: { PartNumber: number }) => {
+      if (input.PartNumber === 1) await truncate(shrinking, 12 * MiB);
+      return { ETag: `"etag-${input.PartNumber}"` };
+    });
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    const failure = await uploadFile(client, shrinking, 'bkt', 'shrinking.bin', { config: { concurrency: 1 } }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(LocalFileError);
+    expect((failure as LocalFileError).code).toBe('FileChanged');
+    expect((failure as Error).message).toMatch(/changed while it was being uploaded/);
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+    expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
+  });
+
+  it('sends a file of exactly one part as one PutObject with Content-MD5', async () => {
+    const onePart = await randomFile(dir, 'one-part.bin', 8 * MiB);
+    s3.on(PutObjectCommand).resolves({ ETag: '"x"' });
+    const result = await uploadFile(client, onePart, 'bkt', 'one-part.bin');
+    const input = s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
+    expect(input.ContentMD5).toBe(createHash('md5').update(await readFile(onePart)).digest('base64'));
+    expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
+    expect(result).toMatchObject({ parts: 1, multipart: false });
+  });
+});
+
 describe('uploadFile refuses bad input before any request', () => {
+  it('tells subscribers about the failure too', async () => {
+    const failed: string[] = [];
+    await uploadFile(client, join(dir, 'nope.bin'), 'bkt', 'k', { subscribers: [{ onFailed: (_t, e) => failed.push(e.message) }] }).catch(() => {});
+    expect(failed).toEqual([expect.stringMatching(/no such file or directory/)]);
+  });
+
+  it('an empty file name', async () => {
+    await expect(uploadFile(client, '', 'bkt', 'k')).rejects.toBeInstanceOf(UsageError);
+    expect(s3.calls()).toHaveLength(0);
+  });
+
   it.each([
     ['a missing file', () => join(dir, 'nope.bin'), /no such file or directory/],
     ['a directory', () => dir, /is a directory/],
@@ -193,7 +246,7 @@ describe('uploadFile refuses bad input before any request', () => {
   });
 
   it('a part size below 5 MiB', async () => {
-    await expect(uploadFile(client, large, 'bkt', 'k', { config: { partSize: 4 * MiB } })).rejects.toThrow(/5 MiB to 5 GiB/);
+    await expect(uploadFile(client, large, 'bkt', 'k', { config: { partSize: 4 * MiB } })).rejects.toThrow(/from 5 MiB to [45] GiB/);
     expect(s3.calls()).toHaveLength(0);
   });
 

@@ -10,6 +10,8 @@ export interface TransferCommandContext {
   client: () => Promise<S3Client>;
   config: Partial<TransferConfig>;
   extraArgs: UploadExtraArgs;
+  /** The upload-only flags given (`--content-type`, …), refused on downloads. */
+  uploadFlags: string[];
   subscriber: TransferSubscriber;
   abortSignal: AbortSignal;
 }
@@ -37,6 +39,9 @@ export async function runTransfer(source: string, destination: string, expected:
       'WrongDirection',
     );
   }
+  if (direction === 'download' && context.uploadFlags.length > 0) {
+    throw new UsageError(`${context.uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
+  }
   const { uploadFile, downloadFile } = await import('../../index.js');
   const common = { config: context.config, subscribers: [context.subscriber], abortSignal: context.abortSignal };
   if (from.kind === 'local' && to.kind === 's3') {
@@ -54,3 +59,4 @@ function directionOf(from: Location, to: Location, source: string, destination: 
   if (from.kind === 's3') throw new UsageError(`copying from S3 to S3 ("${source}" → "${destination}") is not supported yet`, 'Unsupported');
   throw new UsageError(`one of "${source}" and "${destination}" must be an s3://bucket/key URL`, 'NoS3Url');
 }
+

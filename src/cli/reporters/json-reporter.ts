@@ -13,8 +13,9 @@ export class JsonReporter implements Reporter {
     this.streams.stdout.write(`${JSON.stringify({ operation: direction, success: true, ...rest })}\n`);
   }
 
-  error(message: string, details: { code: string; exitCode: number }): void {
-    this.streams.stderr.write(`${JSON.stringify({ success: false, error: message, code: details.code, exitCode: details.exitCode })}\n`);
+  error(message: string, details: { code: string; exitCode: number; stack?: string }): void {
+    const { code, exitCode, stack } = details;
+    this.streams.stderr.write(`${JSON.stringify({ success: false, error: message, code, exitCode, ...(stack ? { stack } : {}) })}\n`);
   }
 
   close(): void {}
