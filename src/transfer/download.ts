@@ -112,6 +112,9 @@ async function headObject(client: S3Client, request: GetObjectCommandInput, sign
   }
 }
 
+/** Bytes gathered from a response stream before one write to the file. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
 /** Body of a GetObject response: a Node stream, iterable in chunks. */
 type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
 
@@ -186,19 +189,34 @@ class RangeGetter {
         );
         this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
         const body = response.Body as Body | undefined;
+        // Chunks arrive in 16–64 KiB pieces: write them in batches of ~1 MiB (one writev each).
+        let batch: Uint8Array[] = [];
+        let batchBytes = 0;
+        const flush = async () => {
+          if (batchBytes === 0) return;
+          await this.file.write(batch, position);
+          for (const chunk of batch) hash?.update(chunk);
+          position += batchBytes;
+          this.transfer.events.progress(batchBytes);
+          batch = [];
+          batchBytes = 0;
+        };
         try {
           for await (const chunk of body ?? []) {
-            if (position + chunk.length > range.end + 1) this.unexpected(position + chunk.length - range.start, range.end - range.start + 1);
-            await this.file.write(chunk, position);
-            hash?.update(chunk);
-            position += chunk.length;
-            this.transfer.events.progress(chunk.length);
+            const end = position + batchBytes + chunk.length;
+            if (end > range.end + 1) this.unexpected(end - range.start, range.end - range.start + 1);
+            batch.push(chunk);
+            batchBytes += chunk.length;
+            if (batchBytes >= WRITE_BATCH_BYTES) await flush();
           }
         } catch (error) {
           body?.destroy?.();
           if (error instanceof S3xferError || signal.aborted) throw error;
+          // Keep the bytes that did arrive: the next attempt resumes after them.
+          await flush();
           throw new BrokenStreamError(`the response stream broke at byte ${position}`, { cause: error });
         }
+        await flush();
         if (position !== range.end + 1) {
           throw new BrokenStreamError(`the response ended at byte ${position} of ${range.start}-${range.end}`);
         }

@@ -100,8 +100,8 @@ export interface DownloadSink {
   readonly path: string;
   /** Whether writes may arrive out of order (ranged GETs in parallel). */
   readonly positional: boolean;
-  /** Writes all of `data` at `position`. */
-  write(data: Uint8Array, position: number): Promise<void>;
+  /** Writes all of `chunks`, one after another, starting at `position`. */
+  write(chunks: Uint8Array[], position: number): Promise<void>;
   /** Finishes the file after `expectedSize` bytes. */
   commit(expectedSize: number): Promise<void>;
   /** Undoes what can be undone; never throws. */
@@ -152,12 +152,22 @@ export class AtomicFile implements DownloadSink {
     }
   }
 
-  async write(data: Uint8Array, position: number): Promise<void> {
+  async write(chunks: Uint8Array[], position: number): Promise<void> {
     try {
-      let offset = 0;
-      while (offset < data.length) {
-        const { bytesWritten } = await this.handle.write(data, offset, data.length - offset, position + offset);
-        offset += bytesWritten;
+      let { bytesWritten } = await this.handle.writev(chunks, position);
+      // A short write (rare on regular files): write the rest chunk by chunk.
+      for (const chunk of chunks) {
+        if (bytesWritten >= chunk.length) {
+          bytesWritten -= chunk.length;
+          position += chunk.length;
+          continue;
+        }
+        for (let offset = bytesWritten; offset < chunk.length; ) {
+          const written = await this.handle.write(chunk, offset, chunk.length - offset, position + offset);
+          offset += written.bytesWritten;
+        }
+        position += chunk.length;
+        bytesWritten = 0;
       }
     } catch (error) {
       throw writeError(this.path, error, 'cannot write');
@@ -201,13 +211,18 @@ export class DirectFile implements DownloadSink {
     }
   }
 
-  async write(data: Uint8Array, position: number): Promise<void> {
+  async write(chunks: Uint8Array[], position: number): Promise<void> {
     if (position !== this.written) {
       throw new LocalFileError(`${this.path}: cannot write out of order to a device or pipe`, 'ESPIPE', { destination: this.path });
     }
     try {
-      await this.handle.write(data);
-      this.written += data.length;
+      for (const chunk of chunks) {
+        for (let offset = 0; offset < chunk.length; ) {
+          const { bytesWritten } = await this.handle.write(chunk, offset, chunk.length - offset);
+          offset += bytesWritten;
+        }
+        this.written += chunk.length;
+      }
     } catch (error) {
       throw writeError(this.path, error, 'cannot write');
     }
