@@ -14,8 +14,6 @@ export const S3_LIMITS = {
   maxPartSize: Math.min(5 * GiB, bufferConstants.MAX_LENGTH),
   /** Most parts in one multipart upload. */
   maxParts: 10_000,
-  /** Largest object a single PutObject may write. */
-  maxSinglePutSize: 5 * GiB,
 } as const;
 
 /** Buffered upload parts may always use this much memory (more when the caller configures more). */
