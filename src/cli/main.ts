@@ -87,7 +87,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       .version(version)
       .help()
       .alias('h', 'help')
-      .wrap(Math.min(110, process.stdout.columns ?? 100))
+      .wrap(Math.min(110, process.stdout.columns || 100))
       .fail((message, error) => {
         const unknown = unknownFlags(argv);
         throw error ?? new UsageError(unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : message, 'BadUsage');

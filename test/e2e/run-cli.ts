@@ -28,6 +28,8 @@ export interface CliOptions {
   cwd?: string;
   /** Milliseconds before the process is killed with SIGKILL. Default 90 s. */
   timeoutMs?: number;
+  /** Run this program with `args` instead of the CLI (e.g. `script`, to give the CLI a terminal). */
+  command?: string;
   /** Run as this user and group (needs root). */
   uid?: number;
   gid?: number;
@@ -44,14 +46,14 @@ export interface RunningCli {
 
 /** Fails early, with the fix, when the CLI has not been built. */
 export function assertCliBuilt(): void {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'))) {
+  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'bundle', 's3xfer.js'))) {
     throw new Error(`${join(REPO_ROOT, 'dist')} has no build of the CLI: run \`npm run build\` before the e2e tests`);
   }
 }
 
 /** Starts `node bin/s3xfer.js ...args` and returns at once. */
 export function startCli(args: string[], options: CliOptions): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(options.command ?? process.execPath, options.command ? args : [CLI, ...args], {
     cwd: options.cwd ?? tmpdir(),
     env: options.env,
     stdio: ['ignore', 'pipe', 'pipe'],

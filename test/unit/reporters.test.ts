@@ -97,4 +97,11 @@ describe('reporterKind', () => {
     expect(reporterKind({ json: true, quiet: false }, tty, {})).toBe('json');
     expect(reporterKind({ json: false, quiet: true }, tty, {})).toBe('quiet');
   });
+
+  it('uses plain lines on a terminal of 0 columns (an unsized pseudo-terminal), where ora would redraw forever', () => {
+    const unsized = { stdout: new PassThrough(), stderr: Object.assign(new PassThrough(), { isTTY: true, columns: 0 }) };
+    expect(reporterKind({ json: false, quiet: false }, unsized, {})).toBe('plain');
+    const sized = { stdout: new PassThrough(), stderr: Object.assign(new PassThrough(), { isTTY: true, columns: 120 }) };
+    expect(reporterKind({ json: false, quiet: false }, sized, {})).toBe('tty');
+  });
 });

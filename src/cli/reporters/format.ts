@@ -19,7 +19,7 @@ export function progressText(transfer: TransferInfo, meter: ProgressMeter): stri
   const done = meter.bytesDone;
   const percent = total ? ` (${Math.floor((done / total) * 100)}%)` : '';
   const rate = meter.rate();
-  const eta = total && rate > 0 ? `  ETA ${prettyMilliseconds(((total - done) / rate) * 1000, { secondsDecimalDigits: 0 })}` : '';
+  const eta = total && rate > 0 ? `  ETA ${prettyMilliseconds(Math.ceil((total - done) / rate) * 1000)}` : '';
   return `${formatBytes(done)} / ${total === undefined ? '?' : formatBytes(total)}${percent}  ${formatBytes(Math.round(rate))}/s${eta}`;
 }
 

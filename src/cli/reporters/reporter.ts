@@ -10,17 +10,22 @@ export interface Reporter extends TransferSubscriber {
 }
 
 export interface ReporterStreams {
-  stdout: Writable & { isTTY?: boolean };
-  stderr: Writable & { isTTY?: boolean };
+  stdout: Writable & { isTTY?: boolean; columns?: number };
+  stderr: Writable & { isTTY?: boolean; columns?: number };
 }
 
 export type ReporterKind = 'tty' | 'plain' | 'json' | 'quiet';
 
-/** Picks a reporter: --json, --quiet, a terminal (ora), or plain lines for CI logs. */
+/**
+ * Picks a reporter: --json, --quiet, a terminal (ora), or plain lines for CI logs. A terminal
+ * that reports 0 columns (a pseudo-terminal nobody sized, as `script` or some CI runners make)
+ * gets plain lines: ora would divide by its width and redraw forever.
+ */
 export function reporterKind(flags: { json: boolean; quiet: boolean }, streams: ReporterStreams, env: NodeJS.ProcessEnv): ReporterKind {
   if (flags.json) return 'json';
   if (flags.quiet) return 'quiet';
-  return streams.stderr.isTTY && env.CI !== 'true' && env.TERM !== 'dumb' ? 'tty' : 'plain';
+  const { isTTY, columns } = streams.stderr;
+  return isTTY && columns !== 0 && env.CI !== 'true' && env.TERM !== 'dumb' ? 'tty' : 'plain';
 }
 
 /** Builds the reporter; ora is loaded only for terminals. */
