@@ -4,8 +4,12 @@
 // compile cache (BENCHMARKS.md, "Start-up"). Code splitting keeps what the CLI imports lazily
 // (the SDK, ora) out of the entry chunk, so --help and --version do not parse it. The library
 // (dist/index.js) stays tsc's unbundled output.
+import { readFileSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+rmSync('dist/cli/bundle', { recursive: true, force: true }); // no stale chunks from earlier builds
 await build({
   entryPoints: ['src/cli/main.ts'],
   outdir: 'dist/cli/bundle',
@@ -19,5 +23,6 @@ await build({
   // CommonJS dependencies call require() for Node built-ins; ESM has no require of its own.
   banner: { js: "import { createRequire as __s3xferRequire } from 'node:module'; const require = __s3xferRequire(import.meta.url);" },
   legalComments: 'none',
+  define: { __S3XFER_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
 });

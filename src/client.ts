@@ -27,7 +27,10 @@ export interface S3ClientOptions {
   maxSockets?: number;
   /** Milliseconds to wait for a TCP connection. Default 10,000. */
   connectionTimeoutMs?: number;
-  /** Milliseconds a socket may stay idle mid-request before the attempt fails. Default 120,000. */
+  /**
+   * Milliseconds a connection may stay silent mid-request (nothing sent or received) before the
+   * attempt fails and is retried. Default 60,000, like botocore's read timeout.
+   */
   socketTimeoutMs?: number;
 }
 
@@ -56,7 +59,10 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     retryStrategy: new ConfiguredRetryStrategy(maxAttempts, retryDelayMs),
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? 10_000,
-      requestTimeout: options.socketTimeoutMs ?? 120_000,
+      // An idle limit, not a total one: a 5 GiB part may take long, but a server that stops
+      // answering must not hang a transfer. (The SDK's requestTimeout caps the whole request and,
+      // in this version, only prints a warning unless told to throw.)
+      socketTimeout: options.socketTimeoutMs ?? 60_000,
       httpAgent: agent,
       httpsAgent: agent,
     },

@@ -9,8 +9,10 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { clientOptionsFrom, givenUploadFlags, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
 import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
 
-// Through the package's own name (its exports list package.json): right from dist/ and the bundle alike.
-const { version } = createRequire(import.meta.url)('s3xfer/package.json') as { version: string };
+/** Set by scripts/build-cli.mjs in the bundle; tsc's output reads package.json instead. */
+declare const __S3XFER_VERSION__: string | undefined;
+const version =
+  typeof __S3XFER_VERSION__ === 'string' ? __S3XFER_VERSION__ : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /**
  * The CLI entry: parses argv, runs one command, and turns its outcome into an exit code. The only

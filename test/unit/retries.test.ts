@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createS3Client, downloadFile, NetworkError, S3ServiceError, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, tempDir } from '../helpers/files.js';
 
@@ -106,6 +106,52 @@ describe('retries against a throttling or failing endpoint', () => {
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
     expect(requests.map((r) => r.range).filter(Boolean)).toEqual([`bytes=0-${5 * MiB - 1}`, `bytes=1000-${5 * MiB - 1}`, `bytes=${5 * MiB}-${6 * MiB - 1}`]);
     expect(await leftoverTempFiles(dir)).toEqual([]);
+  });
+
+  it('retries a request the server stops answering, after the idle timeout, without warnings on stderr', async () => {
+    const file = join(dir, 'stalled.bin');
+    const data = randomBytes(2000);
+    await writeFile(file, data);
+    let calls = 0;
+    handler = (_req, res) => {
+      if (++calls === 1) return; // never answer the first attempt
+      res.writeHead(200, { etag: '"x"' });
+      res.end();
+    };
+    const stderr: string[] = [];
+    const warn = vi.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => void stderr.push(args.join(' ')));
+    try {
+      const quick = createS3Client({ endpoint, region: 'us-east-1', socketTimeoutMs: 300, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+      const result = await uploadFile(quick, file, 'bkt', 'stalled.bin');
+      expect(result.bytes).toBe(2000);
+      expect(requests).toHaveLength(2);
+      expect(stderr).toEqual([]);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('resumes a download whose response stalls mid-body, after the idle timeout', async () => {
+    const data = randomBytes(6 * MiB);
+    const etag = '"stall-2"';
+    let gets = 0;
+    handler = (req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { 'content-length': data.length, etag });
+        return res.end();
+      }
+      const [, s, e] = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '')!;
+      const start = Number(s);
+      const end = Number(e);
+      res.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${data.length}`, etag });
+      if (++gets === 1) return void res.write(data.subarray(start, start + 4096)); // then silence
+      res.end(data.subarray(start, end + 1));
+    };
+    const quick = createS3Client({ endpoint, region: 'us-east-1', socketTimeoutMs: 300, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const target = join(dir, 'stalled-download.bin');
+    await downloadFile(quick, 'bkt', 'obj', target, { config: { partSize: 5 * MiB, multipartThreshold: 5 * MiB, concurrency: 1 } });
+    expect(Buffer.compare(await readFile(target), data)).toBe(0);
+    expect(requests.map((r) => r.range).filter(Boolean)[1]).toBe(`bytes=4096-${5 * MiB - 1}`);
   });
 
   it('reports an unreachable endpoint as a NetworkError', async () => {
