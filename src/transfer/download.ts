@@ -72,19 +72,7 @@ export async function downloadFile(
     if (multipart) await getter.getAll(ranges);
     else await getter.getWhole(head);
     await file.commit(size);
-    const result: TransferResult = {
-      direction: 'download',
-      source,
-      destination: file.path,
-      bucket,
-      key,
-      bytes: size,
-      etag: head.ETag,
-      parts: ranges.length,
-      multipart,
-      seconds: transfer.elapsed(),
-      ...(head.VersionId ? { versionId: head.VersionId } : {}),
-    };
+    const result = transfer.result({ bytes: size, parts: ranges.length, multipart, etag: head.ETag, versionId: head.VersionId });
     transfer.events.done(result);
     return result;
   } catch (error) {
@@ -123,7 +111,7 @@ class BrokenStreamError extends Error {
   override name = 'BrokenStreamError';
 }
 
-/** Fetches byte ranges of one object version into an AtomicFile, resuming broken streams. */
+/** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {
   constructor(
     private readonly client: S3Client,
@@ -141,9 +129,9 @@ class RangeGetter {
       for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
       return;
     }
-    const hash = plainMd5(head) ? createHash('md5') : undefined;
+    const expected = plainMd5(head);
+    const hash = expected ? createHash('md5') : undefined;
     await this.getRange({ start: 0, end: this.size - 1 }, hash);
-    const expected = hash && plainMd5(head);
     const actual = hash?.digest('hex');
     if (expected && actual !== expected) {
       throw new IntegrityError(

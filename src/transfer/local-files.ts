@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LocalFileError } from '../errors.js';
+import { LocalFileError, type ErrorContext } from '../errors.js';
 import { keyBaseName } from '../location.js';
 import { fileErrorReason } from './error-mapping.js';
 
@@ -24,7 +24,7 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    throw new LocalFileError(`${path}: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), { ...context, cause: error });
+    throw fileError(path, error, context);
   }
   try {
     const info = await handle.stat();
@@ -32,13 +32,13 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
       throw new LocalFileError(`${path}: is a directory (directories are not supported yet; give a file)`, 'EISDIR', context);
     }
     if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
-    // A read of 0 bytes still fails on directories opened on some systems and on unreadable FIFOs.
+    // open() can succeed where reading fails (some file systems, special files): read one byte.
     await handle.read(Buffer.alloc(1), 0, 1, 0);
     return { path, handle, size: info.size, mtimeMs: info.mtimeMs };
   } catch (error) {
     await handle.close().catch(() => {});
     if (error instanceof LocalFileError) throw error;
-    throw new LocalFileError(`${path}: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), { ...context, cause: error });
+    throw fileError(path, error, context);
   }
 }
 
@@ -148,7 +148,7 @@ export class AtomicFile implements DownloadSink {
       if (mode !== undefined) await handle.chmod(mode).catch(() => {}); // open() applies the umask
       return new AtomicFile(path, tempPath, handle);
     } catch (error) {
-      throw writeError(path, error, 'cannot create a file here');
+      throw fileError(path, error, downloadContext(path), 'cannot create a file here');
     }
   }
 
@@ -170,7 +170,7 @@ export class AtomicFile implements DownloadSink {
         bytesWritten = 0;
       }
     } catch (error) {
-      throw writeError(this.path, error, 'cannot write');
+      throw fileError(this.path, error, downloadContext(this.path), 'cannot write');
     }
   }
 
@@ -207,7 +207,7 @@ export class DirectFile implements DownloadSink {
     try {
       return new DirectFile(path, await open(path, 'w'));
     } catch (error) {
-      throw writeError(path, error, 'cannot open');
+      throw fileError(path, error, downloadContext(path), 'cannot open');
     }
   }
 
@@ -224,7 +224,7 @@ export class DirectFile implements DownloadSink {
         this.written += chunk.length;
       }
     } catch (error) {
-      throw writeError(this.path, error, 'cannot write');
+      throw fileError(this.path, error, downloadContext(this.path), 'cannot write');
     }
   }
 
@@ -237,13 +237,17 @@ export class DirectFile implements DownloadSink {
   }
 }
 
-/** A write failure (disk full, read-only, …) is the destination's problem: never retried. */
-function writeError(path: string, error: unknown, what: string): LocalFileError {
-  return new LocalFileError(`${path}: ${what}: ${fileErrorReason(error) ?? String(error)}`, codeOf(error), {
-    operation: 'download',
-    destination: path,
-    cause: error,
-  });
+/**
+ * A local file-system failure as a one-line LocalFileError: `path: [what: ]reason`. A write
+ * failure (disk full, read-only) is the destination's problem and is never retried.
+ */
+function fileError(path: string, error: unknown, context: ErrorContext & { isSource?: boolean }, what?: string): LocalFileError {
+  const reason = fileErrorReason(error) ?? String(error);
+  return new LocalFileError(`${path}: ${what ? `${what}: ` : ''}${reason}`, codeOf(error), { ...context, cause: error });
+}
+
+function downloadContext(path: string): ErrorContext {
+  return { operation: 'download', destination: path };
 }
 
 async function lstatOrUndefined(path: string) {

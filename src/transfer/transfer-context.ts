@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import type { TransferConfig } from '../config.js';
 import { resolveTransferConfig } from '../config.js';
 import { S3xferError, TransferAbortedError } from '../errors.js';
-import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferSubscriber } from '../events.js';
+import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferResult, type TransferSubscriber } from '../events.js';
 import { toS3xferError } from './error-mapping.js';
 
 /** Options every transfer takes. */
@@ -37,6 +37,22 @@ export class TransferContext {
     // CLI's Ctrl-C) then carries one listener per transfer, not one per request in flight.
     this.signal = AbortSignal.any(options.abortSignal ? [options.abortSignal] : []);
     setMaxListeners(0, this.signal);
+  }
+
+  /** The transfer's result, from what only the upload or download knows. */
+  result(outcome: { bytes: number; parts: number; multipart: boolean; etag?: string; versionId?: string }): TransferResult {
+    const { etag, versionId, ...rest } = outcome;
+    return {
+      direction: this.info.direction,
+      source: this.info.source,
+      destination: this.info.destination,
+      bucket: this.bucket,
+      key: this.key,
+      ...rest,
+      etag: etag || undefined,
+      seconds: this.elapsed(),
+      ...(versionId ? { versionId } : {}),
+    };
   }
 
   /** Seconds since the transfer started. */

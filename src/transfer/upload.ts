@@ -120,7 +120,7 @@ async function putWhole(client: S3Client, source: SourceFile, params: PutObjectC
     { abortSignal: transfer.signal },
   );
   transfer.events.progress(source.size);
-  return result(transfer, source.size, 1, false, response.ETag, response.VersionId);
+  return transfer.result({ bytes: source.size, parts: 1, multipart: false, etag: response.ETag, versionId: response.VersionId });
 }
 
 /**
@@ -173,7 +173,7 @@ async function putInParts(client: S3Client, source: SourceFile, params: PutObjec
     }
     transfer.events.progress(source.size - reported);
     // Ceph answers CompleteMultipartUpload with an empty <ETag/>; HeadObject has the real one.
-    return result(transfer, source.size, parts, parts > 1, output.ETag || head.ETag, output.VersionId ?? head.VersionId);
+    return transfer.result({ bytes: source.size, parts, multipart: parts > 1, etag: output.ETag || head.ETag, versionId: output.VersionId ?? head.VersionId });
   } catch (error) {
     const cause = tracked.rootCause(error);
     const leftovers = await tracked.abortLeftovers(params.Bucket!, params.Key!);
@@ -199,22 +199,6 @@ async function* exactly(stream: AsyncIterable<Buffer>, source: SourceFile): Asyn
   }
   if (bytes !== source.size) throw fileChanged(source);
   await assertSourceUnchanged(source);
-}
-
-function result(transfer: TransferContext, bytes: number, parts: number, multipart: boolean, etag?: string, versionId?: string): TransferResult {
-  return {
-    direction: 'upload',
-    source: transfer.info.source,
-    destination: transfer.info.destination,
-    bucket: transfer.bucket,
-    key: transfer.key,
-    bytes,
-    etag: etag || undefined,
-    parts,
-    multipart,
-    seconds: transfer.elapsed(),
-    ...(versionId ? { versionId } : {}),
-  };
 }
 
 /**
