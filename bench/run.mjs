@@ -25,7 +25,7 @@
 // go to bench/results/<timestamp>.json. Everything made (temp dir, objects, bucket) is removed at
 // the end, also after a failure or Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomFillSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -48,8 +48,13 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 // Options
 
 function usage() {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 30);
-  return head.filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n');
+  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    .split('\n')
+    .slice(1, 30);
+  return head
+    .filter((l) => l.startsWith('//'))
+    .map((l) => l.replace(/^\/\/ ?/, ''))
+    .join('\n');
 }
 
 function parseArgs(argv, env) {
@@ -67,25 +72,58 @@ function parseArgs(argv, env) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => inline ?? argv[++i] ?? die(`${flag} needs a value`);
     switch (flag) {
-      case '--size': opts.size = value(); break;
-      case '--runs': opts.runs = value(); break;
-      case '--tools': opts.tools = value(); break;
-      case '--peers': opts.peers = true; break;
-      case '--no-peers': opts.peers = false; break;
-      case '--startup': opts.startup = true; break;
-      case '--no-startup': opts.startup = false; break;
-      case '--startup-runs': opts.startupRuns = value(); break;
-      case '--warmup': opts.warmup = true; break;
-      case '--no-warmup': opts.warmup = false; break;
-      case '--tmpdir': opts.tmpdir = value(); break;
-      case '-h': case '--help': console.log(usage()); process.exit(0);
-      default: die(`unknown argument "${argv[i]}" (see --help)`);
+      case '--size':
+        opts.size = value();
+        break;
+      case '--runs':
+        opts.runs = value();
+        break;
+      case '--tools':
+        opts.tools = value();
+        break;
+      case '--peers':
+        opts.peers = true;
+        break;
+      case '--no-peers':
+        opts.peers = false;
+        break;
+      case '--startup':
+        opts.startup = true;
+        break;
+      case '--no-startup':
+        opts.startup = false;
+        break;
+      case '--startup-runs':
+        opts.startupRuns = value();
+        break;
+      case '--warmup':
+        opts.warmup = true;
+        break;
+      case '--no-warmup':
+        opts.warmup = false;
+        break;
+      case '--tmpdir':
+        opts.tmpdir = value();
+        break;
+      case '-h':
+      case '--help':
+        console.log(usage());
+        return process.exit(0);
+      default:
+        die(`unknown argument "${argv[i]}" (see --help)`);
     }
   }
   opts.size = parseSize(opts.size);
   opts.runs = positiveInt(opts.runs, 'runs');
   opts.startupRuns = positiveInt(opts.startupRuns, 'startup runs');
-  const tools = opts.tools ? String(opts.tools).split(',').map((t) => t.trim()).filter(Boolean) : opts.peers ? ALL_TOOLS : ['s3xfer'];
+  const tools = opts.tools
+    ? String(opts.tools)
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean)
+    : opts.peers
+      ? ALL_TOOLS
+      : ['s3xfer'];
   for (const t of tools) if (!ALL_TOOLS.includes(t)) die(`unknown tool "${t}": choose from ${ALL_TOOLS.join(', ')}`);
   opts.tools = tools;
   return opts;
@@ -342,7 +380,12 @@ async function measure(argv, extraEnv, workDir) {
   const { code, output } = await new Promise((resolveRun, rejectRun) => {
     // cwd: the temp dir, so that no .env file of the work tree is read by the CLI.
     // Own process group (detached), so that a clean-up can stop the tool and not only `time`.
-    const child = spawn(TIME, ['-o', timeFile, '-f', '%e %U %S %M', ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: workDir, detached: true });
+    const child = spawn(TIME, ['-o', timeFile, '-f', '%e %U %S %M', ...argv], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: workDir,
+      detached: true,
+    });
     current.child = child;
     current.closed = new Promise((r) => child.once('close', r));
     let output = '';
@@ -374,7 +417,16 @@ async function measure(argv, extraEnv, workDir) {
   const busyS = cpu0 && cpu1 ? (cpu1.total - cpu0.total - (cpu1.idle - cpu0.idle)) / CLK_TCK : undefined;
   const serverSum = Object.values(server).reduce((a, b) => a + b, 0);
   const otherCpuS = busyS === undefined ? undefined : +Math.max(0, busyS - user - sys - serverSum).toFixed(2);
-  return { wallS: wall, userS: user, sysS: sys, cpuS: user + sys, peakRssMiB: maxRssKiB / 1024, serverCpuS: server, otherCpuS, machineBusy: busy };
+  return {
+    wallS: wall,
+    userS: user,
+    sysS: sys,
+    cpuS: user + sys,
+    peakRssMiB: maxRssKiB / 1024,
+    serverCpuS: server,
+    otherCpuS,
+    machineBusy: busy,
+  };
 }
 
 const current = { child: undefined, closed: undefined, interrupted: undefined };
@@ -473,7 +525,9 @@ function summarize(records, toolNames) {
       throughputRatio: mine.medianMiBps / best.medianMiBps,
       cpuRatio: mine.medianCpuS / best.medianCpuS,
       rssRatio: mine.medianPeakRssMiB / best.medianPeakRssMiB,
-      perPeer: Object.fromEntries(peers.map((p) => [p.tool, { throughputRatio: mine.medianMiBps / p.medianMiBps, cpuRatio: mine.medianCpuS / p.medianCpuS }])),
+      perPeer: Object.fromEntries(
+        peers.map((p) => [p.tool, { throughputRatio: mine.medianMiBps / p.medianMiBps, cpuRatio: mine.medianCpuS / p.medianCpuS }]),
+      ),
     });
   }
   return { rows, ratios };
@@ -483,7 +537,9 @@ function printTable(summary, size, runs) {
   const lines = [];
   lines.push(`Median of ${runs} interleaved run(s), ${fmtSize(size)} file (range = min–max of the runs):`);
   lines.push('');
-  lines.push('| tool | direction | MiB/s (median) | MiB/s (min–max) | CPU s (user+sys) | peak RSS MiB | server CPU s (rgw+osd) | rest CPU s | machine busy |');
+  lines.push(
+    '| tool | direction | MiB/s (median) | MiB/s (min–max) | CPU s (user+sys) | peak RSS MiB | server CPU s (rgw+osd) | rest CPU s | machine busy |',
+  );
   lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of summary.rows) {
     const srv = (r.medianServerCpuS.radosgw ?? NaN) + (r.medianServerCpuS.osd ?? NaN);
@@ -494,7 +550,9 @@ function printTable(summary, size, runs) {
   if (summary.ratios.length) {
     lines.push('');
     for (const q of summary.ratios) {
-      const others = Object.entries(q.perPeer).map(([t, v]) => `${t} ${fmt(v.throughputRatio, 2)}×`).join(', ');
+      const others = Object.entries(q.perPeer)
+        .map(([t, v]) => `${t} ${fmt(v.throughputRatio, 2)}×`)
+        .join(', ');
       lines.push(
         `s3xfer ${q.direction}: ${fmt(q.throughputRatio, 2)}× the throughput of the best peer (${q.bestPeer}), ${fmt(q.cpuRatio, 2)}× its CPU, ${fmt(q.rssRatio, 2)}× its peak RSS  [vs each: ${others}]`,
       );
@@ -528,14 +586,29 @@ async function startup(tools, { bucket, workDir, runs }) {
     for (const [k, v] of Object.entries(c.tool.env)) if (v === '') delete env[k];
     if (hyperfine && c.argv.every((a) => !/\s|["'\\]/.test(a))) {
       const out = join(workDir, 'hyperfine.json');
-      const r = spawnSync(hyperfine, ['-N', '--warmup', '2', '--runs', String(runs), '--export-json', out, '--style', 'none', c.argv.join(' ')], {
-        env,
-        cwd: workDir,
-        encoding: 'utf8',
-      });
+      const r = spawnSync(
+        hyperfine,
+        ['-N', '--warmup', '2', '--runs', String(runs), '--export-json', out, '--style', 'none', c.argv.join(' ')],
+        {
+          env,
+          cwd: workDir,
+          encoding: 'utf8',
+        },
+      );
       if (r.status !== 0) throw new Error(`hyperfine failed for ${c.label}: ${r.stderr}`);
       const h = JSON.parse(await readFile(out, 'utf8')).results[0];
-      results.push({ label: c.label, method: 'hyperfine -N --warmup 2', runs, medianS: h.median, minS: h.min, maxS: h.max, meanS: h.mean, stddevS: h.stddev, userS: h.user, systemS: h.system });
+      results.push({
+        label: c.label,
+        method: 'hyperfine -N --warmup 2',
+        runs,
+        medianS: h.median,
+        minS: h.min,
+        maxS: h.max,
+        meanS: h.mean,
+        stddevS: h.stddev,
+        userS: h.user,
+        systemS: h.system,
+      });
     } else {
       const times = [];
       const cpu = [];
@@ -546,11 +619,25 @@ async function startup(tools, { bucket, workDir, runs }) {
           cpu.push(m.cpuS);
         }
       }
-      results.push({ label: c.label, method: 'own loop under /usr/bin/time, 2 warm-ups', runs, medianS: median(times), minS: Math.min(...times), maxS: Math.max(...times), medianCpuS: median(cpu) });
+      results.push({
+        label: c.label,
+        method: 'own loop under /usr/bin/time, 2 warm-ups',
+        runs,
+        medianS: median(times),
+        minS: Math.min(...times),
+        maxS: Math.max(...times),
+        medianCpuS: median(cpu),
+      });
     }
     log(`start-up ${c.label}: median ${fmt(results.at(-1).medianS * 1000, 0)} ms`);
   }
-  const lines = ['', `Start-up (median of ${runs} runs; wall ms):`, '', '| command | median ms | min–max ms | CPU ms (user+sys, mean) |', '| --- | ---: | ---: | ---: |'];
+  const lines = [
+    '',
+    `Start-up (median of ${runs} runs; wall ms):`,
+    '',
+    '| command | median ms | min–max ms | CPU ms (user+sys, mean) |',
+    '| --- | ---: | ---: | ---: |',
+  ];
   for (const r of results) {
     const cpuMs = r.userS !== undefined ? (r.userS + r.systemS) * 1000 : (r.medianCpuS ?? NaN) * 1000;
     lines.push(`| ${r.label} | ${fmt(r.medianS * 1000, 0)} | ${fmt(r.minS * 1000, 0)}–${fmt(r.maxS * 1000, 0)} | ${fmt(cpuMs, 0)} |`);
@@ -652,7 +739,8 @@ async function main() {
       const warmSize = Math.min(opts.size, 64 * MiB);
       const warmSha = await makeRandomFile(warm, warmSize);
       log(`warm-up (not recorded): ${fmtSize(warmSize)} up and down with ${order.join(', ')}`);
-      for (const t of order) await roundTrip(tools[t], { file: warm, sha: warmSha, size: warmSize, bucket, key: `warmup/${t}.bin`, workDir, run: 0 });
+      for (const t of order)
+        await roundTrip(tools[t], { file: warm, sha: warmSha, size: warmSize, bucket, key: `warmup/${t}.bin`, workDir, run: 0 });
       await unlink(warm);
       await admin.emptyBucket(bucket, 'warmup/');
       serverGc(server);
@@ -665,7 +753,9 @@ async function main() {
       for (const t of rotated) {
         const pair = await roundTrip(tools[t], { file, sha, size: opts.size, bucket, key: `run-${run}/${t}.bin`, workDir, run });
         records.push(...pair);
-        log(`run ${run}/${opts.runs} ${t.padEnd(6)} up ${fmt(pair[0].mibps)} MiB/s (${fmt(pair[0].cpuS, 2)} CPU s, ${fmt(pair[0].peakRssMiB, 0)} MiB), down ${fmt(pair[1].mibps)} MiB/s (${fmt(pair[1].cpuS, 2)} CPU s, ${fmt(pair[1].peakRssMiB, 0)} MiB)`);
+        log(
+          `run ${run}/${opts.runs} ${t.padEnd(6)} up ${fmt(pair[0].mibps)} MiB/s (${fmt(pair[0].cpuS, 2)} CPU s, ${fmt(pair[0].peakRssMiB, 0)} MiB), down ${fmt(pair[1].mibps)} MiB/s (${fmt(pair[1].cpuS, 2)} CPU s, ${fmt(pair[1].peakRssMiB, 0)} MiB)`,
+        );
       }
       await admin.emptyBucket(bucket, `run-${run}/`);
       serverGc(server);
@@ -687,7 +777,12 @@ async function main() {
       server: { endpoint: server.env.S3_ENDPOINT, startedByBench: server.managed },
       size: opts.size,
       runs: opts.runs,
-      tools: Object.fromEntries(Object.values(tools).map((t) => [t.name, { version: t.version, settings: t.settings, example: t.cmd('FILE', t.url('BUCKET', 'KEY')).join(' ') }])),
+      tools: Object.fromEntries(
+        Object.values(tools).map((t) => [
+          t.name,
+          { version: t.version, settings: t.settings, example: t.cmd('FILE', t.url('BUCKET', 'KEY')).join(' ') },
+        ]),
+      ),
       skipped,
       summary,
       startup: startupResults,

@@ -1,8 +1,4 @@
 #!/usr/bin/env node
-// The end-to-end demo: start the local S3 server (Ceph RGW), create a bucket, upload a generated
-// 256 MiB file with the s3xfer CLI (progress shown), download it again, and verify the bytes.
-// Run it with `npm run demo` (which builds first). DEMO_SIZE=64MiB changes the size.
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -10,6 +6,10 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// The end-to-end demo: start the local S3 server (Ceph RGW), create a bucket, upload a generated
+// 256 MiB file with the s3xfer CLI (progress shown), download it again, and verify the bytes.
+// Run it with `npm run demo` (which builds first). DEMO_SIZE=64MiB changes the size.
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -82,5 +82,9 @@ export function retryDelayMs(attempt: number): number {
 /** The SDK's own region chain (AWS_REGION, the profile's region), else us-east-1 instead of failing. */
 function regionOrFallback(profile: string | undefined): () => Promise<string> {
   const load = loadConfig(NODE_REGION_CONFIG_OPTIONS, { ...NODE_REGION_CONFIG_FILE_OPTIONS, ...(profile ? { profile } : {}) });
-  return () => load().then((region) => region || FALLBACK_REGION, () => FALLBACK_REGION);
+  return () =>
+    load().then(
+      (region) => region || FALLBACK_REGION,
+      () => FALLBACK_REGION,
+    );
 }

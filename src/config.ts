@@ -60,10 +60,7 @@ export function parseSize(text: string | number, what = 'size'): number {
   // bytes-iec truncates unitless fractions ('1.5' → 1); a byte count must be whole.
   const value = /^[\d.]+$/.test(trimmed) && !/^\d+$/.test(trimmed) ? null : bytes.parse(trimmed, { mode: 'compatibility' });
   if (value === null || !Number.isFinite(value) || value < 0 || !Number.isInteger(value)) {
-    throw new UsageError(
-      `invalid ${what} "${text}": expected a byte count such as 8MiB, 64MB, 1GiB or 5242880`,
-      'InvalidSize',
-    );
+    throw new UsageError(`invalid ${what} "${text}": expected a byte count such as 8MiB, 64MB, 1GiB or 5242880`, 'InvalidSize');
   }
   return value;
 }
@@ -118,10 +115,7 @@ export function uploadPartSize(fileSize: number, partSize: number): number {
   if (needed <= partSize) return partSize;
   const raised = Math.ceil(needed / MiB) * MiB;
   if (raised > S3_LIMITS.maxPartSize) {
-    throw new UsageError(
-      `file of ${formatBytes(fileSize)} is too large for one S3 object (10,000 parts of at most 5 GiB)`,
-      'FileTooLarge',
-    );
+    throw new UsageError(`file of ${formatBytes(fileSize)} is too large for one S3 object (10,000 parts of at most 5 GiB)`, 'FileTooLarge');
   }
   return raised;
 }

@@ -63,7 +63,10 @@ export class SubscriberSet {
   private readonly subscribers: TransferSubscriber[];
   private bytesDone = 0;
 
-  constructor(subscribers: Array<TransferSubscriber | undefined>, readonly transfer: TransferInfo) {
+  constructor(
+    subscribers: Array<TransferSubscriber | undefined>,
+    readonly transfer: TransferInfo,
+  ) {
     this.subscribers = subscribers.filter((s): s is TransferSubscriber => s !== undefined);
   }
 

@@ -11,14 +11,15 @@
 export { createS3Client, FALLBACK_REGION, type S3ClientOptions } from './client.js';
 export {
   DEFAULT_TRANSFER_CONFIG,
-  S3_LIMITS,
   formatBytes,
   parseSize,
   resolveTransferConfig,
+  S3_LIMITS,
   type TransferConfig,
 } from './config.js';
 export {
   CredentialsError,
+  type ErrorContext,
   IntegrityError,
   LocalFileError,
   NetworkError,
@@ -26,10 +27,9 @@ export {
   S3xferError,
   TransferAbortedError,
   UsageError,
-  type ErrorContext,
 } from './errors.js';
 export type { Direction, TransferInfo, TransferProgress, TransferResult, TransferSubscriber } from './events.js';
-export { formatS3Url, parseLocation, parseS3Url, type LocalLocation, type Location, type S3Location } from './location.js';
-export { downloadFile, type DownloadExtraArgs, type DownloadOptions } from './transfer/download.js';
-export { uploadFile, type UploadExtraArgs, type UploadOptions } from './transfer/upload.js';
+export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3Url, type S3Location } from './location.js';
+export { type DownloadExtraArgs, type DownloadOptions, downloadFile } from './transfer/download.js';
 export type { CommonTransferOptions } from './transfer/transfer-context.js';
+export { type UploadExtraArgs, type UploadOptions, uploadFile } from './transfer/upload.js';

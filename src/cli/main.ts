@@ -4,15 +4,27 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveTransferConfig } from '../config.js';
 import { S3xferError, UsageError } from '../errors.js';
-import { runTransfer, type Expected } from './commands/transfer.js';
+import { type Expected, runTransfer } from './commands/transfer.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { clientOptionsFrom, givenUploadFlags, transferConfigFrom, unknownFlags, uploadExtraArgsFrom, withGlobalOptions, withUploadOptions, type GlobalArgs, type UploadArgs } from './options.js';
-import { createReporter, reporterKind, type Reporter, type ReporterStreams } from './reporters/reporter.js';
+import {
+  clientOptionsFrom,
+  type GlobalArgs,
+  givenUploadFlags,
+  transferConfigFrom,
+  type UploadArgs,
+  unknownFlags,
+  uploadExtraArgsFrom,
+  withGlobalOptions,
+  withUploadOptions,
+} from './options.js';
+import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
 /** Set by scripts/build-cli.mjs in the bundle; tsc's output reads package.json instead. */
 declare const __S3XFER_VERSION__: string | undefined;
 const version =
-  typeof __S3XFER_VERSION__ === 'string' ? __S3XFER_VERSION__ : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  typeof __S3XFER_VERSION__ === 'string'
+    ? __S3XFER_VERSION__
+    : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /**
  * The CLI entry: parses argv, runs one command, and turns its outcome into an exit code. The only
@@ -62,26 +74,39 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       .command(
         'cp <source> <destination>',
         'Copy a local file to s3://bucket/key, or an object to a local file',
-        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string', demandOption: true })),
+        (y) =>
+          withUploadOptions(
+            y
+              .positional('source', { type: 'string', demandOption: true })
+              .positional('destination', { type: 'string', demandOption: true }),
+          ),
         (args) => run(args as never, 'either'),
       )
       .command(
         'upload <source> <destination>',
         'Upload FILE to s3://bucket/key (or s3://bucket/prefix/)',
-        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string', demandOption: true })),
+        (y) =>
+          withUploadOptions(
+            y
+              .positional('source', { type: 'string', demandOption: true })
+              .positional('destination', { type: 'string', demandOption: true }),
+          ),
         (args) => run(args as never, 'upload'),
       )
       .command(
         'download <source> [destination]',
-        'Download s3://bucket/key to FILE (default: the key\'s name in the current directory)',
+        "Download s3://bucket/key to FILE (default: the key's name in the current directory)",
         // Upload flags are accepted here only to be refused with a clear message in runTransfer.
-        (y) => withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' })),
+        (y) =>
+          withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' })),
         (args) => run(args as never, 'download'),
       )
       .example('$0 cp ./a.bin s3://bucket/a.bin', 'upload a file')
       .example('$0 cp s3://bucket/a.bin ./copy.bin', 'download an object')
       .example('$0 upload ./a.bin s3://bucket/backups/ --endpoint-url http://127.0.0.1:7480', 'upload to a prefix on a local store')
-      .epilogue('Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted (SIGINT), 143 terminated (SIGTERM).')
+      .epilogue(
+        'Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted (SIGINT), 143 terminated (SIGTERM).',
+      )
       // A repeated flag takes its last value (yargs would otherwise pass an array along).
       .parserConfiguration({ 'duplicate-arguments-array': false })
       .demandCommand(1, 'give a command: cp, upload or download')
@@ -92,14 +117,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       .wrap(Math.min(110, process.stdout.columns || 100))
       .fail((message, error) => {
         const unknown = unknownFlags(argv);
-        throw error ?? new UsageError(unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : message, 'BadUsage');
+        throw (
+          error ??
+          new UsageError(unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : message, 'BadUsage')
+        );
       })
       .parseAsync();
     return EXIT.ok;
   } catch (error) {
-    const failure = error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
+    const failure =
+      error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
     const exitCode = exitCodeFor(failure, signalled);
-    const message = exitCode === EXIT.interrupted || exitCode === EXIT.terminated ? `interrupted (${signalled ?? 'aborted'}); nothing was left behind` : failure.message;
+    const message =
+      exitCode === EXIT.interrupted || exitCode === EXIT.terminated
+        ? `interrupted (${signalled ?? 'aborted'}); nothing was left behind`
+        : failure.message;
     const details = { code: failure.code, exitCode, ...(debug ? { stack: stackOf(error) } : {}) };
     const fallback = json ? 'json' : 'plain';
     (reporter ?? (await createReporter(fallback, streams, { progress: false }))).error(
@@ -122,7 +154,9 @@ function loadDotEnv(): void {
   try {
     process.loadEnvFile('.env');
   } catch (error) {
-    throw new UsageError(`.env: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'BadDotEnv', { cause: error });
+    throw new UsageError(`.env: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, 'BadDotEnv', {
+      cause: error,
+    });
   }
 }
 

@@ -6,7 +6,10 @@ import type { UploadExtraArgs } from '../transfer/upload.js';
 
 /** Flags every command takes. */
 const GLOBAL_OPTIONS = {
-  'endpoint-url': { type: 'string', describe: 'S3-compatible endpoint, e.g. http://127.0.0.1:7480 [env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]' },
+  'endpoint-url': {
+    type: 'string',
+    describe: 'S3-compatible endpoint, e.g. http://127.0.0.1:7480 [env: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]',
+  },
   region: { type: 'string', describe: 'Region to sign for [env: AWS_REGION, AWS_DEFAULT_REGION; default us-east-1]' },
   profile: { type: 'string', describe: 'Named profile from ~/.aws/config [env: AWS_PROFILE]' },
   'path-style': { type: 'boolean', describe: 'Address buckets as endpoint/bucket/key (default: on with --endpoint-url)' },
@@ -48,7 +51,12 @@ export function withUploadOptions<T>(yargs: Argv<T>) {
  * as bogus-flag and bogusFlag, and `--no-such` as `such`).
  */
 export function unknownFlags(argv: string[]): string[] {
-  const all: Record<string, Options> = { ...GLOBAL_OPTIONS, ...UPLOAD_OPTIONS, help: { alias: 'h', type: 'boolean' }, version: { type: 'boolean' } };
+  const all: Record<string, Options> = {
+    ...GLOBAL_OPTIONS,
+    ...UPLOAD_OPTIONS,
+    help: { alias: 'h', type: 'boolean' },
+    version: { type: 'boolean' },
+  };
   const known = new Set(Object.entries(all).flatMap(([name, o]) => [name, ...[o.alias ?? []].flat()]));
   const booleans = new Set(Object.keys(all).filter((name) => all[name]!.type === 'boolean'));
   const end = argv.indexOf('--');
@@ -156,7 +164,10 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
  */
 function headerValue(flag: string, value: string | undefined): string | undefined {
   if (value !== undefined && !/^[\x20-\x7e]*$/.test(value)) {
-    throw new UsageError(`invalid ${flag} value "${value}": only printable ASCII characters can be sent as an HTTP header`, 'InvalidHeaderValue');
+    throw new UsageError(
+      `invalid ${flag} value "${value}": only printable ASCII characters can be sent as an HTTP header`,
+      'InvalidHeaderValue',
+    );
   }
   return value;
 }

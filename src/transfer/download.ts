@@ -2,20 +2,20 @@ import { createHash, type Hash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import {
   GetObjectCommand,
-  HeadObjectCommand,
   type GetObjectCommandInput,
+  HeadObjectCommand,
   type HeadObjectCommandOutput,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
-import { planRanges, type ByteRange } from '../config.js';
+import { type ByteRange, planRanges } from '../config.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { formatS3Url } from '../location.js';
 import { isAbortError } from './error-mapping.js';
-import { openDownloadSink, resolveDownloadPath, type DownloadSink } from './local-files.js';
-import { TransferContext, type CommonTransferOptions } from './transfer-context.js';
+import { type DownloadSink, openDownloadSink, resolveDownloadPath } from './local-files.js';
+import { type CommonTransferOptions, TransferContext } from './transfer-context.js';
 
 /** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
 export type DownloadExtraArgs = Partial<
@@ -221,7 +221,13 @@ class RangeGetter {
   }
 
   /** Checks that the server sent exactly the bytes asked for. */
-  private checkHeaders(contentRange: string | undefined, contentLength: number | undefined, start: number, end: number, whole: boolean): void {
+  private checkHeaders(
+    contentRange: string | undefined,
+    contentLength: number | undefined,
+    start: number,
+    end: number,
+    whole: boolean,
+  ): void {
     const expected = end - start + 1;
     if (!whole) {
       const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
@@ -237,11 +243,9 @@ class RangeGetter {
   }
 
   private unexpected(got: number, expected: number): never {
-    throw new IntegrityError(
-      `${this.transfer.info.source}: the server sent ${got} bytes where ${expected} were expected`,
-      'SizeMismatch',
-      { source: this.transfer.info.source },
-    );
+    throw new IntegrityError(`${this.transfer.info.source}: the server sent ${got} bytes where ${expected} were expected`, 'SizeMismatch', {
+      source: this.transfer.info.source,
+    });
   }
 }
 
@@ -249,6 +253,7 @@ class RangeGetter {
 function plainMd5(head: HeadObjectCommandOutput): string | undefined {
   const etag = head.ETag?.replace(/"/g, '');
   if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
-  if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm) return undefined;
+  if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm)
+    return undefined;
   return etag.toLowerCase();
 }

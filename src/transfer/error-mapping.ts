@@ -1,11 +1,11 @@
 import {
   CredentialsError,
+  type ErrorContext,
   LocalFileError,
   NetworkError,
   S3ServiceError,
   S3xferError,
   TransferAbortedError,
-  type ErrorContext,
 } from '../errors.js';
 import { formatS3Url } from '../location.js';
 
@@ -63,7 +63,7 @@ export function isAbortError(error: unknown): boolean {
 /** Describes a local file-system error, or returns undefined when it is not one. */
 export function fileErrorReason(error: unknown): string | undefined {
   const e = error as SdkErrorShape | undefined;
-  return e?.syscall !== undefined && e.code !== undefined ? FILE_CODES[e.code] ?? e.code : undefined;
+  return e?.syscall !== undefined && e.code !== undefined ? (FILE_CODES[e.code] ?? e.code) : undefined;
 }
 
 /**

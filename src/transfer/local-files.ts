@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LocalFileError, type ErrorContext } from '../errors.js';
+import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
 import { fileErrorReason } from './error-mapping.js';
 

@@ -16,7 +16,7 @@ import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { formatS3Url } from '../location.js';
 import { assertSourceUnchanged, fileChanged, openSourceFile, readSourceBytes, type SourceFile } from './local-files.js';
-import { TransferContext, type CommonTransferOptions } from './transfer-context.js';
+import { type CommonTransferOptions, TransferContext } from './transfer-context.js';
 
 /**
  * Object settings an upload may set (boto3's `ExtraArgs` for `upload_file`). Content-Type is
@@ -110,15 +110,19 @@ export async function uploadFile(
  * One PutObject. The file is read once into memory: it is below the multipart threshold
  * (≤ 256 MiB) or fits in one part, the same memory a multipart upload would use for a part.
  */
-async function putWhole(client: S3Client, source: SourceFile, params: PutObjectCommandInput, transfer: TransferContext): Promise<TransferResult> {
+async function putWhole(
+  client: S3Client,
+  source: SourceFile,
+  params: PutObjectCommandInput,
+  transfer: TransferContext,
+): Promise<TransferResult> {
   const body = await readSourceBytes(source, 0, source.size);
   await assertSourceUnchanged(source);
   // A Buffer body (not a stream) lets the SDK resend it on retries; Content-MD5 makes S3 verify it.
   const contentMD5 = createHash('md5').update(body).digest('base64');
-  const response = await client.send(
-    new PutObjectCommand({ ...params, Body: body, ContentLength: source.size, ContentMD5: contentMD5 }),
-    { abortSignal: transfer.signal },
-  );
+  const response = await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: source.size, ContentMD5: contentMD5 }), {
+    abortSignal: transfer.signal,
+  });
   transfer.events.progress(source.size);
   return transfer.result({ bytes: source.size, parts: 1, multipart: false, etag: response.ETag, versionId: response.VersionId });
 }
@@ -130,12 +134,22 @@ async function putWhole(client: S3Client, source: SourceFile, params: PutObjectC
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 /** A multipart upload through lib-storage, with parts raised to fit within 10,000. */
-async function putInParts(client: S3Client, source: SourceFile, params: PutObjectCommandInput, transfer: TransferContext): Promise<TransferResult> {
+async function putInParts(
+  client: S3Client,
+  source: SourceFile,
+  params: PutObjectCommandInput,
+  transfer: TransferContext,
+): Promise<TransferResult> {
   const partSize = uploadPartSize(source.size, transfer.config.partSize);
   const tracked = trackMultipart(client, transfer.signal);
   // Read exactly the size seen at open, and fail (so lib-storage aborts rather than completes)
   // when the file turns out shorter or was modified: never a truncated or mixed object.
-  const stream = source.handle.createReadStream({ start: 0, end: Math.max(source.size - 1, 0), autoClose: false, highWaterMark: READ_CHUNK_BYTES });
+  const stream = source.handle.createReadStream({
+    start: 0,
+    end: Math.max(source.size - 1, 0),
+    autoClose: false,
+    highWaterMark: READ_CHUNK_BYTES,
+  });
   const body = Readable.from(exactly(stream, source), { objectMode: false });
   const upload = new Upload({
     client: tracked.client,
@@ -173,7 +187,13 @@ async function putInParts(client: S3Client, source: SourceFile, params: PutObjec
     }
     transfer.events.progress(source.size - reported);
     // Ceph answers CompleteMultipartUpload with an empty <ETag/>; HeadObject has the real one.
-    return transfer.result({ bytes: source.size, parts, multipart: parts > 1, etag: output.ETag || head.ETag, versionId: output.VersionId ?? head.VersionId });
+    return transfer.result({
+      bytes: source.size,
+      parts,
+      multipart: parts > 1,
+      etag: output.ETag || head.ETag,
+      versionId: output.VersionId ?? head.VersionId,
+    });
   } catch (error) {
     const cause = tracked.rootCause(error);
     const leftovers = await tracked.abortLeftovers(params.Bucket!, params.Key!);

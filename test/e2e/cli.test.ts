@@ -2,16 +2,17 @@
  * End-to-end: the built CLI (`node bin/s3xfer.js`) against the real S3 server, on the paths that
  * succeed. Every transfer is checked byte for byte (sha256) and by what the CLI prints.
  */
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
 import { expectExitCode, expectNoNoise, resultLinePattern } from './expect-cli.js';
-import { assertCliBuilt, describeResult, REPO_ROOT, runCli, type CliOptions } from './run-cli.js';
+import { assertCliBuilt, type CliOptions, describeResult, REPO_ROOT, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -52,7 +53,9 @@ function expectSuccess(result: Awaited<ReturnType<typeof runCli>>): void {
 
 async function objectSha256(key: string): Promise<string> {
   const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return createHash('sha256').update(await response.Body!.transformToByteArray()).digest('hex');
+  return createHash('sha256')
+    .update(await response.Body!.transformToByteArray())
+    .digest('hex');
 }
 
 async function head(key: string) {

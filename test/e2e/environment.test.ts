@@ -2,9 +2,10 @@
  * End-to-end: how the CLI finds its settings (region fallback, .env, endpoint variables), and the
  * operands it refuses because they mean streaming.
  */
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, listKeys, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
@@ -82,7 +83,10 @@ describe('many parts in flight', () => {
     const up = await runCli(['cp', big, `s3://${bucket}/many-parts.bin`, ...flags], { env: cliEnv(), cwd: work });
     expectExitCode(up, 0);
     expectNoNoise(up.stderr);
-    const down = await runCli(['cp', `s3://${bucket}/many-parts.bin`, join(work, 'many-parts.out'), ...flags], { env: cliEnv(), cwd: work });
+    const down = await runCli(['cp', `s3://${bucket}/many-parts.bin`, join(work, 'many-parts.out'), ...flags], {
+      env: cliEnv(),
+      cwd: work,
+    });
     expectExitCode(down, 0);
     expectNoNoise(down.stderr);
     expect(await sha256File(join(work, 'many-parts.out'))).toBe(await sha256File(big));
@@ -91,10 +95,13 @@ describe('many parts in flight', () => {
 
 describe('flags', () => {
   it('a repeated flag takes its last value', async () => {
-    const result = await runCli(['cp', file, `s3://${bucket}/repeated.bin`, '--metadata', 'a=1', '--metadata', 'b=2', '--part-size', '4MiB', '--part-size', '5MiB'], {
-      env: cliEnv(),
-      cwd: work,
-    });
+    const result = await runCli(
+      ['cp', file, `s3://${bucket}/repeated.bin`, '--metadata', 'a=1', '--metadata', 'b=2', '--part-size', '4MiB', '--part-size', '5MiB'],
+      {
+        env: cliEnv(),
+        cwd: work,
+      },
+    );
     expectExitCode(result, 0);
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'repeated.bin' }));
     expect(head.Metadata).toEqual({ b: '2' });

@@ -4,21 +4,16 @@
  * single `s3xfer: error: ` line on stderr that says what is wrong, and that nothing was left behind:
  * no object, no open multipart upload, no `*.s3xfer-part` temp file, no partial destination.
  */
-import {
-  DeleteBucketPolicyCommand,
-  HeadObjectCommand,
-  PutBucketPolicyCommand,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { leftoverTempFiles, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
 import { expectExitCode, expectFailure } from './expect-cli.js';
-import { assertCliBuilt, describeResult, runCli, type CliOptions } from './run-cli.js';
+import { assertCliBuilt, type CliOptions, describeResult, runCli } from './run-cli.js';
 
 /** The uid/gid of `nobody`, for running the CLI without root's power to read any file. */
 const NOBODY = 65534;
@@ -125,7 +120,10 @@ describe('local source problems exit 2', () => {
     // Preconditions: nobody can run the CLI at all (the repository and node_modules are readable
     // by others) and can upload a readable file from the same directory.
     const version = await s3xfer(['--version'], asNobody);
-    expect(version.code, `the CLI cannot run as nobody; make ${work} and the repository readable by others\n${describeResult(version)}`).toBe(0);
+    expect(
+      version.code,
+      `the CLI cannot run as nobody; make ${work} and the repository readable by others\n${describeResult(version)}`,
+    ).toBe(0);
     const control = await s3xfer(['cp', readable, `s3://${bucket}/readable-by-nobody.bin`], asNobody);
     expectExitCode(control, 0);
     await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'readable-by-nobody.bin' }));
@@ -336,12 +334,15 @@ describe('endpoint problems', () => {
     await expectDirContains(dir, []);
   });
 
-  it.each(['not a url', 'ftp://127.0.0.1:7480', '127.0.0.1:7480'])('an endpoint URL that is not http(s)://host (%j) exits 2', async (endpoint) => {
-    const result = await s3xfer(['cp', smallFile, `s3://${bucket}/bad-endpoint.bin`, '--endpoint-url', endpoint]);
+  it.each(['not a url', 'ftp://127.0.0.1:7480', '127.0.0.1:7480'])(
+    'an endpoint URL that is not http(s)://host (%j) exits 2',
+    async (endpoint) => {
+      const result = await s3xfer(['cp', smallFile, `s3://${bucket}/bad-endpoint.bin`, '--endpoint-url', endpoint]);
 
-    expectFailure(result, 2, `invalid endpoint URL "${endpoint}"`);
-    await expectBucketUnchanged();
-  });
+      expectFailure(result, 2, `invalid endpoint URL "${endpoint}"`);
+      await expectBucketUnchanged();
+    },
+  );
 });
 
 describe('local destination problems', () => {
@@ -430,7 +431,12 @@ describe('how errors are reported', () => {
     expect(result.stdout).toBe('');
     const lines = result.stderr.trimEnd().split('\n');
     expect(lines, describeResult(result)).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ success: false, code: 'NoSuchKey', exitCode: 1, error: expect.stringContaining('does not exist') });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      success: false,
+      code: 'NoSuchKey',
+      exitCode: 1,
+      error: expect.stringContaining('does not exist'),
+    });
     await expectDirContains(dir, []);
   });
 

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import { describeResult, type CliResult } from './run-cli.js';
+import { type CliResult, describeResult } from './run-cli.js';
 
 /** The process ended on its own (no time-out, no signal) with `code`. */
 export function expectExitCode(result: CliResult, code: number): void {

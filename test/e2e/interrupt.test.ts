@@ -8,15 +8,16 @@
  * seconds on a fast local server, and polling sees it start within ~50 ms. If the transfer still
  * ended before the signal could be sent, the test fails: it never passes without an interrupt.
  */
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
 import { expectExitCode, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, describeResult, pollUntil, startCli, type CliResult, type RunningCli } from './run-cli.js';
+import { assertCliBuilt, type CliResult, describeResult, pollUntil, type RunningCli, startCli } from './run-cli.js';
 
 const SIZE = 256 * MiB;
 const SLOW = ['--concurrency', '1', '--part-size', '5MiB'];

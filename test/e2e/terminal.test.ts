@@ -3,8 +3,9 @@
  * spinner with bytes, percent, rate and ETA, and on an unsized one (0 columns, as some CI
  * runners allocate), where it must fall back to plain lines instead of redrawing forever.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+
 import { execFileSync } from 'node:child_process';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
 import { cliEnv, createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
@@ -50,6 +51,7 @@ describe.skipIf(!hasScript)('on a terminal', () => {
   it('draws a spinner with bytes done/total, percent, rate and ETA, then the result line', async () => {
     const result = await onTerminal('stty cols 120 rows 30;', ['cp', file, `s3://${bucket}/tty.bin`, ...slow]);
     expectExitCode(result, 0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's escape sequences
     const screen = result.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     expect(screen).toMatch(/upload \S+ → s3:\/\/\S+ {2}\d+\.\d MiB \/ 64\.0 MiB \(\d+%\) {2}\d+(\.\d)? MiB\/s {2}ETA \d+s/);
     expect(screen).toMatch(/upload: \S+ → s3:\/\/\S+\/tty\.bin {2}64\.0 MiB in \d+\.\d s/);

@@ -1,13 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import {
+  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  AbortMultipartUploadCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { createS3Client } from '../../src/index.js';
 

@@ -1,6 +1,6 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, S3ServiceError, TransferAbortedError, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
@@ -42,7 +42,8 @@ describe('after a failed or cancelled transfer nothing is left behind', () => {
     failing.middlewareStack.add(
       (next) => async (args) => {
         const input = args.input as { PartNumber?: number; UploadId?: string };
-        if (input.UploadId && input.PartNumber === 2) throw Object.assign(new Error('injected'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
+        if (input.UploadId && input.PartNumber === 2)
+          throw Object.assign(new Error('injected'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
         return next(args);
       },
       { step: 'initialize', name: 'failSecondPart' },

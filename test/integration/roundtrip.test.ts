@@ -1,5 +1,5 @@
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { join } from 'node:path';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
@@ -73,7 +73,12 @@ describe('round trips through the real S3 server are byte-for-byte', () => {
       extraArgs: { CacheControl: 'max-age=60', ContentDisposition: 'inline', Metadata: { owner: 'ci', run: '7' } },
     });
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'page.html' }));
-    expect(head).toMatchObject({ ContentType: 'text/html', CacheControl: 'max-age=60', ContentDisposition: 'inline', Metadata: { owner: 'ci', run: '7' } });
+    expect(head).toMatchObject({
+      ContentType: 'text/html',
+      CacheControl: 'max-age=60',
+      ContentDisposition: 'inline',
+      Metadata: { owner: 'ci', run: '7' },
+    });
 
     const big = await randomFile(dir, 'data.json', 9 * MiB);
     await uploadFile(client, big, bucket, 'data.json', { extraArgs: { ContentType: 'application/x-ndjson', Metadata: { k: 'v' } } });
@@ -81,7 +86,7 @@ describe('round trips through the real S3 server are byte-for-byte', () => {
     expect(bigHead).toMatchObject({ ContentType: 'application/x-ndjson', Metadata: { k: 'v' } });
   });
 
-  it('downloads into an existing directory under the key\'s base name and replaces an existing file', async () => {
+  it("downloads into an existing directory under the key's base name and replaces an existing file", async () => {
     const source = await randomFile(dir, 'named.bin', 3000);
     await uploadFile(client, source, bucket, 'nested/path/named-object.bin');
     const into = await tempDir();

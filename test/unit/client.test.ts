@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createS3Client } from '../../src/index.js';
 import { retryDelayMs } from '../../src/client.js';
+import { createS3Client } from '../../src/index.js';
 
 describe('createS3Client', () => {
   it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, resolveTransferConfig, S3_LIMITS, UsageError } from '../../src/index.js';
 import { planRanges, uploadPartSize, uploadQueueSize } from '../../src/config.js';
+import { DEFAULT_TRANSFER_CONFIG, formatBytes, parseSize, resolveTransferConfig, S3_LIMITS, UsageError } from '../../src/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -127,7 +127,7 @@ describe('planRanges', () => {
       const ranges = planRanges(size, 8 * MiB);
       expect(ranges[0]!.start).toBe(0);
       expect(ranges.at(-1)!.end).toBe(size - 1);
-      ranges.slice(1).forEach((r, i) => expect(r.start).toBe(ranges[i]!.end + 1));
+      for (const [i, r] of ranges.slice(1).entries()) expect(r.start).toBe(ranges[i]!.end + 1);
       expect(ranges).toHaveLength(Math.ceil(size / (8 * MiB)));
     }
   });

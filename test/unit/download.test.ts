@@ -1,18 +1,11 @@
-import { GetObjectCommand, HeadObjectCommand, S3Client, type GetObjectCommandInput } from '@aws-sdk/client-s3';
-import { mockClient } from 'aws-sdk-client-mock';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { GetObjectCommand, type GetObjectCommandInput, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  downloadFile,
-  IntegrityError,
-  LocalFileError,
-  S3ServiceError,
-  TransferAbortedError,
-  UsageError,
-} from '../../src/index.js';
+import { downloadFile, IntegrityError, LocalFileError, S3ServiceError, TransferAbortedError, UsageError } from '../../src/index.js';
 import { leftoverTempFiles, MiB, tempDir } from '../helpers/files.js';
 
 const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
@@ -28,7 +21,11 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
 const md5 = (data: Buffer) => `"${createHash('md5').update(data).digest('hex')}"`;
 
 /** A fake object store for one object: HEAD and (ranged) GET, as S3 answers them. */
-function serveObject(data: Buffer, etag = md5(data), body: (slice: Buffer, input: GetObjectCommandInput, call: number) => Readable = (slice) => Readable.from([slice])) {
+function serveObject(
+  data: Buffer,
+  etag = md5(data),
+  body: (slice: Buffer, input: GetObjectCommandInput, call: number) => Readable = (slice) => Readable.from([slice]),
+) {
   let calls = 0;
   s3.on(HeadObjectCommand).resolves({ ContentLength: data.length, ETag: etag });
   s3.on(GetObjectCommand).callsFake((input: GetObjectCommandInput) => {
@@ -102,7 +99,9 @@ describe('downloadFile at or above the multipart threshold', () => {
     const result = await downloadFile(client, 'bkt', 'big.bin', target, { config });
 
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
-    const ranges = getInputs().map((i) => i.Range).sort();
+    const ranges = getInputs()
+      .map((i) => i.Range)
+      .sort();
     expect(ranges).toEqual([`bytes=0-${5 * MiB - 1}`, `bytes=${10 * MiB}-${size - 1}`, `bytes=${5 * MiB}-${10 * MiB - 1}`].sort());
     expect(getInputs().every((i) => i.IfMatch === '"multi-3"')).toBe(true);
     expect(result).toMatchObject({ parts: 3, multipart: true, bytes: size });
@@ -110,7 +109,7 @@ describe('downloadFile at or above the multipart threshold', () => {
 
   it('resumes a stream that breaks mid-part from the first missing byte, without rewinding progress', async () => {
     const data = randomBytes(size);
-    serveObject(data, '"multi-3"', (slice, input, call) => {
+    serveObject(data, '"multi-3"', (slice, _input, call) => {
       if (call === 0) {
         // The first response sends 1 MiB, then the connection drops.
         return Readable.from(
@@ -124,7 +123,10 @@ describe('downloadFile at or above the multipart threshold', () => {
     });
     const deltas: number[] = [];
     const target = join(dir, 'big.bin');
-    await downloadFile(client, 'bkt', 'big.bin', target, { config: { ...config, concurrency: 1 }, onProgress: (p) => deltas.push(p.bytesDelta) });
+    await downloadFile(client, 'bkt', 'big.bin', target, {
+      config: { ...config, concurrency: 1 },
+      onProgress: (p) => deltas.push(p.bytesDelta),
+    });
 
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
     expect(getInputs().map((i) => i.Range)).toContain(`bytes=${MiB}-${5 * MiB - 1}`);
@@ -152,10 +154,14 @@ describe('downloadFile at or above the multipart threshold', () => {
     );
     const target = join(dir, 'big.bin');
     await writeFile(target, 'previous content');
-    const failure = await downloadFile(client, 'bkt', 'big.bin', target, { config: { ...config, concurrency: 1, maxAttempts: 3 } }).catch((e: unknown) => e);
+    const failure = await downloadFile(client, 'bkt', 'big.bin', target, { config: { ...config, concurrency: 1, maxAttempts: 3 } }).catch(
+      (e: unknown) => e,
+    );
 
     expect((failure as Error).message).toMatch(/stream broke|connection reset/);
-    expect(getInputs().filter((i) => i.Range?.startsWith('bytes=0') || i.Range === 'bytes=10-5242879' || i.Range === 'bytes=20-5242879')).toHaveLength(3);
+    expect(
+      getInputs().filter((i) => i.Range?.startsWith('bytes=0') || i.Range === 'bytes=10-5242879' || i.Range === 'bytes=20-5242879'),
+    ).toHaveLength(3);
     expect(await readFile(target, 'utf8')).toBe('previous content');
     expect(await leftoverTempFiles(dir)).toEqual([]);
   });
@@ -163,7 +169,11 @@ describe('downloadFile at or above the multipart threshold', () => {
   it('refuses a part whose Content-Range is not the one asked for', async () => {
     const data = randomBytes(size);
     serveObject(data, '"multi-3"');
-    s3.on(GetObjectCommand).resolves({ Body: Readable.from([data.subarray(0, 5 * MiB)]) as never, ContentRange: `bytes 0-${5 * MiB - 1}/${size}`, ContentLength: 5 * MiB });
+    s3.on(GetObjectCommand).resolves({
+      Body: Readable.from([data.subarray(0, 5 * MiB)]) as never,
+      ContentRange: `bytes 0-${5 * MiB - 1}/${size}`,
+      ContentLength: 5 * MiB,
+    });
     const failure = await downloadFile(client, 'bkt', 'big.bin', join(dir, 'big.bin'), { config }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect((failure as IntegrityError).code).toBe('RangeMismatch');
@@ -195,7 +205,9 @@ describe('downloadFile at or above the multipart threshold', () => {
     );
     const target = join(dir, 'big.bin');
     await writeFile(target, 'keep me');
-    const failure = await downloadFile(client, 'bkt', 'big.bin', target, { config, abortSignal: controller.signal }).catch((e: unknown) => e);
+    const failure = await downloadFile(client, 'bkt', 'big.bin', target, { config, abortSignal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
     expect(failure).toBeInstanceOf(TransferAbortedError);
     expect(await readFile(target, 'utf8')).toBe('keep me');
     expect(await leftoverTempFiles(dir)).toEqual([]);

@@ -1,19 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CredentialsError,
-  LocalFileError,
-  NetworkError,
-  S3ServiceError,
-  TransferAbortedError,
-  UsageError,
-} from '../../src/index.js';
 import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.js';
+import { CredentialsError, LocalFileError, NetworkError, S3ServiceError, TransferAbortedError, UsageError } from '../../src/index.js';
 import { toS3xferError } from '../../src/transfer/error-mapping.js';
 
 const ctx = { operation: 'download', bucket: 'b', key: 'k' };
 
 function sdkError(name: string, status: number, message = '', attempts = 1) {
-  return Object.assign(new Error(message), { name, $metadata: { httpStatusCode: status, attempts }, $fault: status >= 500 ? 'server' : 'client' });
+  return Object.assign(new Error(message), {
+    name,
+    $metadata: { httpStatusCode: status, attempts },
+    $fault: status >= 500 ? 'server' : 'client',
+  });
 }
 
 describe('toS3xferError', () => {

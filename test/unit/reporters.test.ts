@@ -1,10 +1,10 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { TransferInfo, TransferResult } from '../../src/index.js';
 import { ProgressMeter, progressText, resultLine } from '../../src/cli/reporters/format.js';
 import { JsonReporter } from '../../src/cli/reporters/json-reporter.js';
 import { PlainReporter } from '../../src/cli/reporters/plain-reporter.js';
 import { reporterKind } from '../../src/cli/reporters/reporter.js';
+import type { TransferInfo, TransferResult } from '../../src/index.js';
 
 const GiB = 1024 ** 3;
 const result: TransferResult = {
@@ -52,7 +52,11 @@ describe('PlainReporter (CI logs)', () => {
     let now = 0;
     const out = capture();
     const err = capture();
-    const reporter = new PlainReporter({ stdout: out.stream, stderr: err.stream }, { progress: true, results: true, intervalMs: 5000 }, () => now);
+    const reporter = new PlainReporter(
+      { stdout: out.stream, stderr: err.stream },
+      { progress: true, results: true, intervalMs: 5000 },
+      () => now,
+    );
     const transfer: TransferInfo = { direction: 'upload', source: 'a', destination: 's3://b/a', totalBytes: 1000 };
     reporter.onQueued(transfer);
     for (let t = 0; t <= 12_000; t += 500) {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createS3Client, downloadFile, NetworkError, S3ServiceError, uploadFile } from '../../src/index.js';
@@ -104,7 +104,11 @@ describe('retries against a throttling or failing endpoint', () => {
     const target = join(dir, 'resumed.bin');
     await downloadFile(client(), 'bkt', 'obj', target, { config: { partSize: 5 * MiB, multipartThreshold: 5 * MiB, concurrency: 1 } });
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
-    expect(requests.map((r) => r.range).filter(Boolean)).toEqual([`bytes=0-${5 * MiB - 1}`, `bytes=1000-${5 * MiB - 1}`, `bytes=${5 * MiB}-${6 * MiB - 1}`]);
+    expect(requests.map((r) => r.range).filter(Boolean)).toEqual([
+      `bytes=0-${5 * MiB - 1}`,
+      `bytes=1000-${5 * MiB - 1}`,
+      `bytes=${5 * MiB}-${6 * MiB - 1}`,
+    ]);
     expect(await leftoverTempFiles(dir)).toEqual([]);
   });
 
@@ -121,7 +125,12 @@ describe('retries against a throttling or failing endpoint', () => {
     const stderr: string[] = [];
     const warn = vi.spyOn(console, 'warn').mockImplementation((...args: unknown[]) => void stderr.push(args.join(' ')));
     try {
-      const quick = createS3Client({ endpoint, region: 'us-east-1', socketTimeoutMs: 300, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+      const quick = createS3Client({
+        endpoint,
+        region: 'us-east-1',
+        socketTimeoutMs: 300,
+        credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      });
       const result = await uploadFile(quick, file, 'bkt', 'stalled.bin');
       expect(result.bytes).toBe(2000);
       expect(requests).toHaveLength(2);
@@ -147,7 +156,12 @@ describe('retries against a throttling or failing endpoint', () => {
       if (++gets === 1) return void res.write(data.subarray(start, start + 4096)); // then silence
       res.end(data.subarray(start, end + 1));
     };
-    const quick = createS3Client({ endpoint, region: 'us-east-1', socketTimeoutMs: 300, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const quick = createS3Client({
+      endpoint,
+      region: 'us-east-1',
+      socketTimeoutMs: 300,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
     const target = join(dir, 'stalled-download.bin');
     await downloadFile(quick, 'bkt', 'obj', target, { config: { partSize: 5 * MiB, multipartThreshold: 5 * MiB, concurrency: 1 } });
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
@@ -155,7 +169,12 @@ describe('retries against a throttling or failing endpoint', () => {
   });
 
   it('reports an unreachable endpoint as a NetworkError', async () => {
-    const unreachable = createS3Client({ endpoint: 'http://127.0.0.1:9', region: 'us-east-1', maxAttempts: 2, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    const unreachable = createS3Client({
+      endpoint: 'http://127.0.0.1:9',
+      region: 'us-east-1',
+      maxAttempts: 2,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    });
     const failure = await downloadFile(unreachable, 'bkt', 'k', join(dir, 'never.bin')).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(NetworkError);
     expect((failure as Error).message).toMatch(/^cannot reach the S3 endpoint: connection refused \(ECONNREFUSED\)/);

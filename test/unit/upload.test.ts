@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -8,11 +11,8 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, truncate } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, uploadFile, UsageError } from '../../src/index.js';
+import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, UsageError, uploadFile } from '../../src/index.js';
 import { MiB, randomFile, tempDir } from '../helpers/files.js';
 
 const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
@@ -55,7 +55,15 @@ describe('uploadFile below the multipart threshold', () => {
       CacheControl: 'no-cache',
       Metadata: { a: '1' },
     });
-    expect(result).toMatchObject({ direction: 'upload', bytes: 1000, etag: '"abc"', parts: 1, multipart: false, bucket: 'bkt', key: 'k/notes.txt' });
+    expect(result).toMatchObject({
+      direction: 'upload',
+      bytes: 1000,
+      etag: '"abc"',
+      parts: 1,
+      multipart: false,
+      bucket: 'bkt',
+      key: 'k/notes.txt',
+    });
     expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
   });
 
@@ -108,7 +116,9 @@ describe('uploadFile at or above the multipart threshold', () => {
 
   it('aborts the multipart upload when a part fails, and reports the S3 error', async () => {
     mockMultipartSuccess();
-    s3.on(UploadPartCommand).rejects(Object.assign(new Error(''), { name: 'InternalError', $metadata: { httpStatusCode: 500, attempts: 5 } }));
+    s3.on(UploadPartCommand).rejects(
+      Object.assign(new Error(''), { name: 'InternalError', $metadata: { httpStatusCode: 500, attempts: 5 } }),
+    );
     s3.on(AbortMultipartUploadCommand).resolves({});
 
     const failure = await uploadFile(client, large, 'bkt', 'big.bin').catch((e: unknown) => e);
@@ -122,7 +132,9 @@ describe('uploadFile at or above the multipart threshold', () => {
 
   it('aborts the multipart upload when CompleteMultipartUpload fails', async () => {
     mockMultipartSuccess();
-    s3.on(CompleteMultipartUploadCommand).rejects(Object.assign(new Error(''), { name: 'InvalidPart', $metadata: { httpStatusCode: 400 } }));
+    s3.on(CompleteMultipartUploadCommand).rejects(
+      Object.assign(new Error(''), { name: 'InvalidPart', $metadata: { httpStatusCode: 400 } }),
+    );
     s3.on(AbortMultipartUploadCommand).resolves({});
     await expect(uploadFile(client, large, 'bkt', 'big.bin')).rejects.toThrow(/InvalidPart/);
     expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
@@ -211,7 +223,11 @@ describe('uploadFile guards against what can go wrong mid-upload', () => {
     s3.on(PutObjectCommand).resolves({ ETag: '"x"' });
     const result = await uploadFile(client, onePart, 'bkt', 'one-part.bin');
     const input = s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
-    expect(input.ContentMD5).toBe(createHash('md5').update(await readFile(onePart)).digest('base64'));
+    expect(input.ContentMD5).toBe(
+      createHash('md5')
+        .update(await readFile(onePart))
+        .digest('base64'),
+    );
     expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
     expect(result).toMatchObject({ parts: 1, multipart: false });
   });
@@ -220,7 +236,9 @@ describe('uploadFile guards against what can go wrong mid-upload', () => {
 describe('uploadFile refuses bad input before any request', () => {
   it('tells subscribers about the failure too', async () => {
     const failed: string[] = [];
-    await uploadFile(client, join(dir, 'nope.bin'), 'bkt', 'k', { subscribers: [{ onFailed: (_t, e) => failed.push(e.message) }] }).catch(() => {});
+    await uploadFile(client, join(dir, 'nope.bin'), 'bkt', 'k', { subscribers: [{ onFailed: (_t, e) => failed.push(e.message) }] }).catch(
+      () => {},
+    );
     expect(failed).toEqual([expect.stringMatching(/no such file or directory/)]);
   });
 

@@ -1,8 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { TransferConfig } from '../../config.js';
 import { UsageError } from '../../errors.js';
 import type { TransferResult, TransferSubscriber } from '../../events.js';
-import { parseLocation, uploadKey, type Location } from '../../location.js';
-import type { TransferConfig } from '../../config.js';
+import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { UploadExtraArgs } from '../../transfer/upload.js';
 
 /** What a transfer command needs from the CLI around it. */
@@ -23,7 +23,12 @@ export type Expected = 'upload' | 'download' | 'either';
  * `cp SRC DST`, `upload FILE s3://…`, `download s3://… [FILE]`: works out the direction from
  * which operand is an `s3://` URL and runs one transfer.
  */
-export async function runTransfer(source: string, destination: string, expected: Expected, context: TransferCommandContext): Promise<TransferResult> {
+export async function runTransfer(
+  source: string,
+  destination: string,
+  expected: Expected,
+  context: TransferCommandContext,
+): Promise<TransferResult> {
   // yargs turns a lone "-" into "": both mean no file name here.
   if ([source, destination].some((operand) => operand === '' || operand === '-')) {
     throw new UsageError('no file name given: streaming through stdin/stdout ("-") is not supported yet', 'Unsupported');
@@ -56,7 +61,7 @@ export async function runTransfer(source: string, destination: string, expected:
 function directionOf(from: Location, to: Location, source: string, destination: string): 'upload' | 'download' {
   if (from.kind === 'local' && to.kind === 's3') return 'upload';
   if (from.kind === 's3' && to.kind === 'local') return 'download';
-  if (from.kind === 's3') throw new UsageError(`copying from S3 to S3 ("${source}" → "${destination}") is not supported yet`, 'Unsupported');
+  if (from.kind === 's3')
+    throw new UsageError(`copying from S3 to S3 ("${source}" → "${destination}") is not supported yet`, 'Unsupported');
   throw new UsageError(`one of "${source}" and "${destination}" must be an s3://bucket/key URL`, 'NoS3Url');
 }
-

@@ -1,5 +1,5 @@
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { describeTransfer, progressText, ProgressMeter, resultLine } from './format.js';
+import { describeTransfer, ProgressMeter, progressText, resultLine } from './format.js';
 import type { Reporter, ReporterStreams } from './reporter.js';
 
 /** Plain lines for logs (CI): progress at most every `intervalMs` on stderr, results on stdout. */
@@ -13,7 +13,7 @@ export class PlainReporter implements Reporter {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  onQueued(transfer: TransferInfo): void {
+  onQueued(_transfer: TransferInfo): void {
     this.meter = new ProgressMeter();
     this.lastLine = this.now();
   }

@@ -1,6 +1,6 @@
 import ora, { type Ora } from 'ora';
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { describeTransfer, progressText, ProgressMeter, resultLine } from './format.js';
+import { describeTransfer, ProgressMeter, progressText, resultLine } from './format.js';
 import type { Reporter, ReporterStreams } from './reporter.js';
 
 /** A terminal: an ora spinner on stderr with bytes, percent, rate and ETA; results on stdout. */
