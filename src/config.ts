@@ -16,8 +16,8 @@ export const S3_LIMITS = {
   maxParts: 10_000,
 } as const;
 
-/** Buffered upload parts may always use this much memory (more when the caller configures more). */
-export const UPLOAD_MEMORY_BUDGET = 256 * MiB;
+/** The largest single PUT (and so the largest multipart threshold): its body is held in memory. */
+export const MAX_SINGLE_PUT = 256 * MiB;
 
 /** How a transfer is split and how many requests run at once (boto3's `TransferConfig`). */
 export interface TransferConfig {
@@ -31,8 +31,17 @@ export interface TransferConfig {
    * automatically so that no file needs more than 10,000 parts.
    */
   partSize: number;
-  /** Parts in flight at once. Default 10, like the aws CLI. */
+  /**
+   * Requests in flight at once, across every transfer a {@link TransferManager} runs (parts of big
+   * files and whole small files alike). Default 10, like the aws CLI.
+   */
   concurrency: number;
+  /**
+   * Bytes of upload part bodies held in memory at once, across all transfers. Default 256 MiB.
+   * Memory stays within min(budget, concurrency × part size) whatever the files' sizes; one part
+   * larger than the budget still proceeds, alone.
+   */
+  memoryBudget: number;
   /**
    * Attempts to read one download range, including the first, when its response stream breaks
    * mid-body (each attempt resumes at the first missing byte). Default 5, like s3transfer.
@@ -47,6 +56,7 @@ export const DEFAULT_TRANSFER_CONFIG: Readonly<TransferConfig> = Object.freeze({
   multipartThreshold: 8 * MiB,
   partSize: 8 * MiB,
   concurrency: 10,
+  memoryBudget: 256 * MiB,
   maxAttempts: 5,
 });
 
@@ -78,7 +88,7 @@ export function formatBytes(value: number): string {
 export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): TransferConfig {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const config: TransferConfig = { ...DEFAULT_TRANSFER_CONFIG, ...defined };
-  const { partSize, multipartThreshold, concurrency, maxAttempts } = config;
+  const { partSize, multipartThreshold, concurrency, maxAttempts, memoryBudget } = config;
   if (!Number.isInteger(partSize) || partSize < S3_LIMITS.minPartSize || partSize > S3_LIMITS.maxPartSize) {
     throw new UsageError(
       `invalid part size ${describe(partSize)}: parts must be from 5 MiB to ${formatBytes(S3_LIMITS.maxPartSize).replace('.0 ', ' ')}` +
@@ -86,7 +96,7 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
       'InvalidPartSize',
     );
   }
-  if (!Number.isInteger(multipartThreshold) || multipartThreshold < 0 || multipartThreshold > UPLOAD_MEMORY_BUDGET) {
+  if (!Number.isInteger(multipartThreshold) || multipartThreshold < 0 || multipartThreshold > MAX_SINGLE_PUT) {
     throw new UsageError(
       `invalid multipart threshold ${describe(multipartThreshold)}: it must be between 0 B and 256 MiB (a single PUT holds the file in memory)`,
       'InvalidMultipartThreshold',
@@ -94,6 +104,9 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
   }
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000) {
     throw new UsageError(`invalid concurrency ${concurrency}: it must be a whole number from 1 to 1000`, 'InvalidConcurrency');
+  }
+  if (!Number.isInteger(memoryBudget) || memoryBudget < S3_LIMITS.minPartSize) {
+    throw new UsageError(`invalid memory budget ${describe(memoryBudget)}: it must be at least 5 MiB`, 'InvalidMemoryBudget');
   }
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
     throw new UsageError(`invalid max attempts ${maxAttempts}: it must be a whole number from 1 to 100`, 'InvalidMaxAttempts');
@@ -103,45 +116,4 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
 
 function describe(value: number): string {
   return Number.isInteger(value) && value >= 0 ? `${formatBytes(value)} (${value} bytes)` : String(value);
-}
-
-/**
- * The part size an upload of `fileSize` bytes really uses: the configured one, raised (to a whole
- * MiB) when the file would otherwise need more than 10,000 parts.
- * @throws {UsageError} when even 5 GiB parts cannot hold the file.
- */
-export function uploadPartSize(fileSize: number, partSize: number): number {
-  const needed = Math.ceil(fileSize / S3_LIMITS.maxParts);
-  if (needed <= partSize) return partSize;
-  const raised = Math.ceil(needed / MiB) * MiB;
-  if (raised > S3_LIMITS.maxPartSize) {
-    throw new UsageError(`file of ${formatBytes(fileSize)} is too large for one S3 object (10,000 parts of at most 5 GiB)`, 'FileTooLarge');
-  }
-  return raised;
-}
-
-/**
- * Parts an upload keeps in flight. Each is a buffer of `partSize` bytes, so when parts were raised
- * for a huge file (a 1 TiB file needs 105 MiB parts) fewer run at once: memory stays within
- * max(256 MiB, concurrency × configured part size), whatever the file's size.
- */
-export function uploadQueueSize(partSize: number, config: Pick<TransferConfig, 'concurrency' | 'partSize'>): number {
-  const budget = Math.max(UPLOAD_MEMORY_BUDGET, config.concurrency * config.partSize);
-  return Math.max(1, Math.min(config.concurrency, Math.floor(budget / partSize)));
-}
-
-/** A byte range of an object, both ends inclusive as in HTTP `Range: bytes=start-end`. */
-export interface ByteRange {
-  start: number;
-  end: number;
-}
-
-/** Splits `size` bytes into consecutive ranges of `partSize` bytes (the last one shorter). */
-export function planRanges(size: number, partSize: number): ByteRange[] {
-  if (!Number.isInteger(partSize) || partSize < 1) throw new RangeError(`partSize must be a positive integer, got ${partSize}`);
-  const ranges: ByteRange[] = [];
-  for (let start = 0; start < size; start += partSize) {
-    ranges.push({ start, end: Math.min(start + partSize, size) - 1 });
-  }
-  return ranges;
 }

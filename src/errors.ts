@@ -66,9 +66,12 @@ export class CredentialsError extends S3xferError {}
 /** The bytes received do not match what S3 promised (Content-Range, size, ETag, digest). */
 export class IntegrityError extends S3xferError {}
 
-/** The transfer was cancelled through its AbortSignal (Ctrl-C in the CLI). */
+/**
+ * The transfer was cancelled through its AbortSignal (Ctrl-C in the CLI), or, code `Cancelled`,
+ * because another transfer of the same manager failed under the failure policy `stop`.
+ */
 export class TransferAbortedError extends S3xferError {
-  constructor(context: ErrorContext = {}) {
-    super('transfer aborted', 'Aborted', context);
+  constructor(context: ErrorContext & { message?: string } = {}) {
+    super(context.message ?? 'transfer aborted', context.message ? 'Cancelled' : 'Aborted', context);
   }
 }

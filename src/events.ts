@@ -36,6 +36,8 @@ export interface TransferResult {
   seconds: number;
   /** The object's version, on versioned buckets. */
   versionId?: string;
+  /** Things a person should know although the transfer succeeded (e.g. a check that was skipped). */
+  warnings?: string[];
 }
 
 /** A progress tick. `bytesDelta` can be negative when a retry rewinds, as in s3transfer. */

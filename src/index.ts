@@ -17,6 +17,17 @@ export {
   S3_LIMITS,
   type TransferConfig,
 } from './config.js';
+export type { ByteRange, PartPlan } from './engine/part-plan.js';
+export { planParts } from './engine/part-plan.js';
+export type { TransferOptions } from './engine/transfer-context.js';
+export {
+  type DownloadTransferOptions,
+  type FailurePolicy,
+  TransferManager,
+  type TransferManagerOptions,
+  type TransferSummary,
+  type UploadTransferOptions,
+} from './engine/transfer-manager.js';
 export {
   CredentialsError,
   type ErrorContext,
@@ -29,7 +40,7 @@ export {
   UsageError,
 } from './errors.js';
 export type { Direction, TransferInfo, TransferProgress, TransferResult, TransferSubscriber } from './events.js';
+export { type DownloadOptions, downloadFile, type UploadOptions, uploadFile } from './file-transfers.js';
 export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3Url, type S3Location } from './location.js';
-export { type DownloadExtraArgs, type DownloadOptions, downloadFile } from './transfer/download.js';
-export type { CommonTransferOptions } from './transfer/transfer-context.js';
-export { type UploadExtraArgs, type UploadOptions, uploadFile } from './transfer/upload.js';
+export type { DownloadExtraArgs, KnownObject } from './transfer/download.js';
+export { PART_SIZE_METADATA, type UploadExtraArgs, type UploadedPart } from './transfer/upload.js';

@@ -1,21 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
-import {
-  GetObjectCommand,
-  type GetObjectCommandInput,
-  HeadObjectCommand,
-  type HeadObjectCommandOutput,
-  type S3Client,
-} from '@aws-sdk/client-s3';
-import pLimit from 'p-limit';
+import { GetObjectCommand, type GetObjectCommandInput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import pRetry from 'p-retry';
-import { type ByteRange, planRanges } from '../config.js';
+import { type ByteRange, planParts } from '../engine/part-plan.js';
+import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { formatS3Url } from '../location.js';
-import { isAbortError } from './error-mapping.js';
-import { type DownloadSink, openDownloadSink, resolveDownloadPath } from './local-files.js';
-import { type CommonTransferOptions, TransferContext } from './transfer-context.js';
+import { type DownloadSink, openDownloadSink, resolveDownloadPath } from '../sinks/download-file.js';
+import { statusOf } from './error-mapping.js';
 
 /** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
 export type DownloadExtraArgs = Partial<
@@ -25,77 +16,73 @@ export type DownloadExtraArgs = Partial<
   >
 >;
 
-/** Options of {@link downloadFile}. */
-export interface DownloadOptions extends CommonTransferOptions {
-  /** Version, SSE-C key, requester-pays, expected owner. */
-  extraArgs?: DownloadExtraArgs;
+/** What a listing already says about an object: enough to skip a download's HeadObject. */
+export interface KnownObject {
+  size: number;
+  etag?: string;
 }
 
 /**
- * Downloads `s3://bucket/key` to a local file — the port of boto3's
- * `s3.download_file(bucket, key, filename)`. HeadObject gives size and ETag; below
- * `multipartThreshold` one streamed GET, at or above it ranged GETs (`partSize`, `concurrency` in
- * flight) pinned to the ETag with If-Match and checked against Content-Range. Bytes go to a temp
- * file beside the destination, renamed over it only when complete; on failure the temp file is
- * removed and an existing destination is left as it was. Memory stays bounded by the number of
- * requests in flight, whatever the object's size.
- * @param filename a file path, or an existing directory to receive the key's base name.
- * @throws {S3xferError} a typed error: UsageError, LocalFileError, S3ServiceError, NetworkError,
- *   CredentialsError, IntegrityError or TransferAbortedError.
+ * One download as tasks on its manager's pool: HeadObject for size and ETag (unless a listing
+ * gave them), then one streamed GET below the multipart threshold, or ranged GETs of `partSize`
+ * pinned to the ETag with If-Match and checked against Content-Range. Bytes go to a temp file
+ * beside the destination, renamed over it only when complete; the temp file's removal is the
+ * clean-up the transfer registers, so a failure leaves the destination as it was.
  */
-export async function downloadFile(
-  client: S3Client,
-  bucket: string,
-  key: string,
+export async function runDownload(
+  t: TransferContext,
   filename: string,
-  options: DownloadOptions = {},
+  extraArgs: DownloadExtraArgs,
+  known?: KnownObject,
 ): Promise<TransferResult> {
-  const source = formatS3Url(bucket, key);
-  const transfer = new TransferContext({ direction: 'download', source, destination: filename }, bucket, key, options);
-  const request = { ...options.extraArgs, Bucket: bucket, Key: key };
-  let file: DownloadSink | undefined;
-  try {
-    if (key === '' || key.endsWith('/')) {
-      throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${bucket}/path/file`, 'MissingKey');
-    }
-    if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
-    const target = await resolveDownloadPath(filename, key);
-    transfer.info.destination = target;
-    const head = await headObject(client, request, transfer.signal);
-    const size = head.ContentLength ?? 0;
-    transfer.events.queued(size);
-    file = await openDownloadSink(target);
-    const getter = new RangeGetter(client, { ...request, IfMatch: head.ETag }, size, file, transfer);
-    // A device or pipe takes its bytes in order: one sequential GET.
-    const multipart = file.positional && size >= transfer.config.multipartThreshold && size > transfer.config.partSize;
-    const ranges = multipart ? planRanges(size, transfer.config.partSize) : [{ start: 0, end: size - 1 }];
-    if (multipart) await getter.getAll(ranges);
-    else await getter.getWhole(head);
-    await file.commit(size);
-    const result = transfer.result({ bytes: size, parts: ranges.length, multipart, etag: head.ETag, versionId: head.VersionId });
-    transfer.events.done(result);
-    return result;
-  } catch (error) {
-    await file?.discard();
-    const failure = transfer.toError(error);
-    transfer.events.failed(failure);
-    throw failure;
+  const source = t.info.source;
+  if (t.key === '' || t.key.endsWith('/')) {
+    throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
   }
+  if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
+  const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
+  const target = await resolveDownloadPath(filename, t.key);
+  t.info.destination = target;
+  const head: ObjectHead = known ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request);
+  const size = head.ContentLength ?? 0;
+  t.events.queued(size);
+  const file = await openDownloadSink(target);
+  const forget = t.onFailure(() => file.discard());
+  // A device or pipe takes its bytes in order: one sequential GET.
+  const plan = file.positional
+    ? planParts(size, t.config, 'download')
+    : planParts(size, { multipartThreshold: Infinity, partSize: size }, 'download');
+  const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file);
+  if (plan.multipart) await getter.getAll(plan.ranges);
+  else await getter.getWhole(head);
+  await file.commit(size);
+  forget();
+  return t.result({
+    bytes: size,
+    parts: Math.max(1, plan.ranges.length),
+    multipart: plan.multipart,
+    etag: head.ETag,
+    versionId: head.VersionId,
+  });
 }
+
+type ObjectHead = Pick<HeadObjectCommandOutput, 'ContentLength' | 'ETag' | 'VersionId' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>;
 
 /**
  * HeadObject. HEAD errors have no body, so a 403/404 only says 'Forbidden'/'NotFound'; one
  * one-byte GET then tells which (NoSuchBucket or NoSuchKey, InvalidAccessKeyId or AccessDenied).
  */
-async function headObject(client: S3Client, request: GetObjectCommandInput, signal: AbortSignal): Promise<HeadObjectCommandOutput> {
+async function headObject(t: TransferContext, request: GetObjectCommandInput): Promise<HeadObjectCommandOutput> {
   try {
-    return await client.send(new HeadObjectCommand(request), { abortSignal: signal });
+    return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand(request));
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    const status = statusOf(error);
     if (status !== 403 && status !== 404) throw error;
     // If the probe fails, its error (with a code) is the better one to report.
-    const probe = await client.send(new GetObjectCommand({ ...request, Range: 'bytes=0-0' }), { abortSignal: signal });
-    (probe.Body as Body | undefined)?.destroy?.();
+    await t.request(async (signal) => {
+      const probe = await t.client.send(new GetObjectCommand({ ...request, Range: 'bytes=0-0' }), { abortSignal: signal });
+      (probe.Body as Body | undefined)?.destroy?.();
+    });
     throw error;
   }
 }
@@ -114,24 +101,25 @@ class BrokenStreamError extends Error {
 /** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {
   constructor(
-    private readonly client: S3Client,
+    private readonly transfer: TransferContext,
     private readonly request: GetObjectCommandInput,
     private readonly size: number,
     private readonly file: DownloadSink,
-    private readonly transfer: TransferContext,
   ) {}
 
   /** One GET for the whole object; verifies the MD5 when the ETag is a plain one. */
-  async getWhole(head: HeadObjectCommandOutput): Promise<void> {
+  async getWhole(head: ObjectHead): Promise<void> {
     if (this.size === 0) {
       // A Range on an empty object is unsatisfiable (416): ask for it whole.
-      const response = await this.client.send(new GetObjectCommand(this.request), { abortSignal: this.transfer.signal });
-      for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
+      await this.transfer.request(async (signal) => {
+        const response = await this.transfer.client.send(new GetObjectCommand(this.request), { abortSignal: signal });
+        for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
+      });
       return;
     }
     const expected = plainMd5(head);
     const hash = expected ? createHash('md5') : undefined;
-    await this.getRange({ start: 0, end: this.size - 1 }, hash);
+    await this.transfer.request((signal) => this.getRange({ start: 0, end: this.size - 1 }, signal, hash));
     const actual = hash?.digest('hex');
     if (expected && actual !== expected) {
       throw new IntegrityError(
@@ -142,36 +130,21 @@ class RangeGetter {
     }
   }
 
-  /** Ranged GETs, `concurrency` at a time; the first failure cancels the rest. */
+  /** Ranged GETs through the manager's pool; the first failure cancels the rest. */
   async getAll(ranges: ByteRange[]): Promise<void> {
-    const limit = pLimit(this.transfer.config.concurrency);
-    const failed = new AbortController();
-    const signal = AbortSignal.any([this.transfer.signal, failed.signal]);
-    setMaxListeners(0, signal); // one listener per request in flight
-    const jobs = ranges.map((range) =>
-      limit(() => {
-        signal.throwIfAborted(); // queued parts of a failed or cancelled download never start
-        return this.getRange(range, undefined, signal);
-      }).catch((error: unknown) => {
-        failed.abort(error);
-        throw error;
-      }),
-    );
-    const errors = (await Promise.allSettled(jobs)).flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-    // Report the failure that started it, not the cancellations it caused.
-    if (errors.length > 0) throw errors.find((e) => !isAbortError(e)) ?? errors[0];
+    await this.transfer.all(ranges.length, (index, signal) => this.getRange(ranges[index]!, signal));
   }
 
   /**
    * Writes one range at its offset. A stream that breaks mid-body is resumed from the first
    * missing byte (no progress rewinds), up to `maxAttempts` times with backoff.
    */
-  private async getRange(range: ByteRange, hash?: Hash, signal: AbortSignal = this.transfer.signal): Promise<void> {
+  private async getRange(range: ByteRange, signal: AbortSignal, hash?: Hash): Promise<void> {
     let position = range.start;
     await pRetry(
       async () => {
         const whole = position === 0 && range.end === this.size - 1;
-        const response = await this.client.send(
+        const response = await this.transfer.client.send(
           new GetObjectCommand({ ...this.request, ...(whole ? {} : { Range: `bytes=${position}-${range.end}` }) }),
           { abortSignal: signal },
         );
@@ -250,7 +223,7 @@ class RangeGetter {
 }
 
 /** The MD5 an ETag stands for, when it is a plain one (not multipart, not SSE-KMS or SSE-C). */
-function plainMd5(head: HeadObjectCommandOutput): string | undefined {
+function plainMd5(head: ObjectHead): string | undefined {
   const etag = head.ETag?.replace(/"/g, '');
   if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
   if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm)

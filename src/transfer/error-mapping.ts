@@ -55,6 +55,12 @@ const FILE_CODES: Record<string, string> = {
   EDQUOT: 'disk quota exceeded',
 };
 
+/** The HTTP status of a failed request, when the server answered. */
+export function statusOf(error: unknown): number | undefined {
+  const e = error as SdkErrorShape | undefined;
+  return e?.$metadata?.httpStatusCode ?? e?.$response?.statusCode;
+}
+
 /** True for the errors an AbortSignal produces anywhere in Node and the SDK. */
 export function isAbortError(error: unknown): boolean {
   return error instanceof TransferAbortedError || (error as SdkErrorShape | undefined)?.name === 'AbortError';
@@ -122,4 +128,14 @@ function serviceError(e: SdkErrorShape, status: number, where: string, bucket: s
   const detail = e.message && e.message !== code && e.message !== 'UnknownError' ? `: ${e.message}` : '';
   const message = known[code] ?? `${where}: the server answered ${tail}${detail}`;
   return new S3ServiceError(message + retried, code, { ...ctx, status });
+}
+
+/**
+ * A local file-system failure as a one-line LocalFileError: `path: [what: ]reason`. A write
+ * failure (disk full, read-only) is the destination's problem and is never retried.
+ */
+export function fileError(path: string, error: unknown, context: ErrorContext & { isSource?: boolean }, what?: string): LocalFileError {
+  const reason = fileErrorReason(error) ?? String(error);
+  const code = (error as { code?: string } | undefined)?.code ?? 'EIO';
+  return new LocalFileError(`${path}: ${what ? `${what}: ` : ''}${reason}`, code, { ...context, cause: error });
 }

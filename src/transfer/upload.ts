@@ -1,23 +1,27 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  type AbortMultipartUploadCommandInput,
   CompleteMultipartUploadCommand,
+  type CompleteMultipartUploadCommandOutput,
   CreateMultipartUploadCommand,
+  type CreateMultipartUploadCommandOutput,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
-  type S3Client,
+  type PutObjectCommandOutput,
+  UploadPartCommand,
+  type UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import mime from 'mime';
-import { uploadPartSize, uploadQueueSize } from '../config.js';
+import pRetry from 'p-retry';
+import { type PartPlan, planParts } from '../engine/part-plan.js';
+import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { formatS3Url } from '../location.js';
-import { assertSourceUnchanged, fileChanged, openSourceFile, readSourceBytes, type SourceFile } from './local-files.js';
-import { type CommonTransferOptions, TransferContext } from './transfer-context.js';
-
+import { assertSourceUnchanged, openSourceFile, readInto, type SourceFile } from '../sources/file-source.js';
+import { statusOf } from './error-mapping.js';
 /**
  * Object settings an upload may set (boto3's `ExtraArgs` for `upload_file`). Content-Type is
  * guessed from the file name when not given.
@@ -55,227 +59,205 @@ export type UploadExtraArgs = Partial<
   >
 >;
 
-/** Options of {@link uploadFile}. */
-export interface UploadOptions extends CommonTransferOptions {
-  /** Object settings: Content-Type, Metadata, StorageClass, SSE, ACL, Tagging, … */
-  extraArgs?: UploadExtraArgs;
+/**
+ * User metadata key under which s3xfer records an upload's part size, so that a later download
+ * can check the multipart ETag part by part (the part size cannot be read back otherwise).
+ */
+export const PART_SIZE_METADATA = 's3xfer-part-size';
+
+/** One uploaded part, kept for the completion and for checks and resumes built on it. */
+export interface UploadedPart {
+  partNumber: number;
+  start: number;
+  end: number;
+  /** The part's ETag as the server returned it (its MD5 on most stores). */
+  etag: string;
+  /** SHA-256 of the part's bytes, hex: the signed payload hash the server checked. */
+  sha256: string;
 }
 
 /**
- * Uploads a local file to `s3://bucket/key` — the port of boto3's
- * `s3.upload_file(filename, bucket, key)`. Below `multipartThreshold` one PutObject (with
- * Content-MD5, so the server checks the bytes); at or above it a multipart upload through
- * lib-storage with `concurrency` parts in flight. A failed or aborted multipart upload is always
- * aborted on the server: no orphaned parts.
- * @throws {S3xferError} a typed error: UsageError, LocalFileError, S3ServiceError, NetworkError,
- *   CredentialsError, IntegrityError or TransferAbortedError.
+ * One upload as tasks on its manager's pool: a file below the multipart threshold (or that fits
+ * in one part) is one PutObject with Content-MD5; a bigger one is CreateMultipartUpload, then
+ * UploadPart bodies read at file offsets into reused buffers, then CompleteMultipartUpload. A
+ * failed or cancelled multipart upload is aborted on the server by the clean-up it registers.
  */
-export async function uploadFile(
-  client: S3Client,
-  filename: string,
-  bucket: string,
-  key: string,
-  options: UploadOptions = {},
-): Promise<TransferResult> {
-  const destination = formatS3Url(bucket, key);
-  const transfer = new TransferContext({ direction: 'upload', source: filename, destination }, bucket, key, options);
-  let source: SourceFile | undefined;
+export async function runUpload(t: TransferContext, filename: string, extraArgs: UploadExtraArgs): Promise<TransferResult> {
+  if (filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
+  if (t.key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${t.bucket}/`, 'MissingKey');
+  const source = await openSourceFile(filename);
   try {
-    if (filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
-    if (key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${bucket}/`, 'MissingKey');
-    source = await openSourceFile(filename);
-    transfer.events.queued(source.size);
-    transfer.throwIfAborted();
-    const extraArgs = options.extraArgs ?? {};
+    t.events.queued(source.size);
+    t.throwIfAborted();
     const contentType = extraArgs.ContentType ?? mime.getType(filename) ?? undefined;
-    const params: PutObjectCommandInput = { ...extraArgs, Bucket: bucket, Key: key, ...(contentType ? { ContentType: contentType } : {}) };
-    // A file that fits in one part goes up as one PutObject either way: ours carries Content-MD5.
-    const { multipartThreshold, partSize } = transfer.config;
-    const result =
-      source.size < multipartThreshold || source.size <= partSize
-        ? await putWhole(client, source, params, transfer)
-        : await putInParts(client, source, params, transfer);
-    transfer.events.done(result);
-    return result;
-  } catch (error) {
-    const failure = transfer.toError(error);
-    transfer.events.failed(failure);
-    throw failure;
+    const params: PutObjectCommandInput = {
+      ...extraArgs,
+      Bucket: t.bucket,
+      Key: t.key,
+      ...(contentType ? { ContentType: contentType } : {}),
+    };
+    const plan = planParts(source.size, t.config, 'upload');
+    return plan.multipart ? await putInParts(t, source, params, plan) : await putWhole(t, source, params);
   } finally {
-    await source?.handle.close().catch(() => {});
+    await source.handle.close().catch(() => {});
   }
 }
 
 /**
- * One PutObject. The file is read once into memory: it is below the multipart threshold
- * (≤ 256 MiB) or fits in one part, the same memory a multipart upload would use for a part.
+ * One PutObject. The file is read once into a buffer from the manager's budget: it is below the
+ * multipart threshold (at most 256 MiB) or fits in one part.
  */
-async function putWhole(
-  client: S3Client,
-  source: SourceFile,
-  params: PutObjectCommandInput,
-  transfer: TransferContext,
-): Promise<TransferResult> {
-  const body = await readSourceBytes(source, 0, source.size);
-  await assertSourceUnchanged(source);
-  // A Buffer body (not a stream) lets the SDK resend it on retries; Content-MD5 makes S3 verify it.
-  const contentMD5 = createHash('md5').update(body).digest('base64');
-  const response = await client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: source.size, ContentMD5: contentMD5 }), {
-    abortSignal: transfer.signal,
-  });
-  transfer.events.progress(source.size);
-  return transfer.result({ bytes: source.size, parts: 1, multipart: false, etag: response.ETag, versionId: response.VersionId });
-}
-
-/**
- * Bytes per read of a multipart upload's file; lib-storage copies reads into parts. 4 MiB reads
- * measured about 8% less CPU per GiB but 70 MiB more memory: not worth it.
- */
-const READ_CHUNK_BYTES = 1024 * 1024;
-
-/** A multipart upload through lib-storage, with parts raised to fit within 10,000. */
-async function putInParts(
-  client: S3Client,
-  source: SourceFile,
-  params: PutObjectCommandInput,
-  transfer: TransferContext,
-): Promise<TransferResult> {
-  const partSize = uploadPartSize(source.size, transfer.config.partSize);
-  const tracked = trackMultipart(client, transfer.signal);
-  // Read exactly the size seen at open, and fail (so lib-storage aborts rather than completes)
-  // when the file turns out shorter or was modified: never a truncated or mixed object.
-  const stream = source.handle.createReadStream({
-    start: 0,
-    end: Math.max(source.size - 1, 0),
-    autoClose: false,
-    highWaterMark: READ_CHUNK_BYTES,
-  });
-  const body = Readable.from(exactly(stream, source), { objectMode: false });
-  const upload = new Upload({
-    client: tracked.client,
-    params: { ...params, Body: body, ContentLength: source.size },
-    partSize,
-    queueSize: uploadQueueSize(partSize, transfer.config),
-    leavePartsOnError: false,
-  });
-  let reported = 0;
-  upload.on('httpUploadProgress', ({ loaded }) => {
-    if (loaded !== undefined && loaded > reported) {
-      transfer.events.progress(loaded - reported);
-      reported = loaded;
+async function putWhole(t: TransferContext, source: SourceFile, params: PutObjectCommandInput): Promise<TransferResult> {
+  const response = await t.request(async (signal) => {
+    const buffer = await t.budget.take(source.size, signal);
+    let sent = false;
+    try {
+      const body = await readInto(source, buffer, 0, source.size);
+      await assertSourceUnchanged(source);
+      // A Buffer body (not a stream) lets the SDK resend it on retries; Content-MD5 makes S3 verify it.
+      const contentMD5 = createHash('md5').update(body).digest('base64');
+      const command = new PutObjectCommand({ ...params, Body: body, ContentLength: source.size, ContentMD5: contentMD5 });
+      const output: PutObjectCommandOutput = await t.client.send(command, { abortSignal: signal });
+      sent = true;
+      return output;
+    } finally {
+      t.budget.give(buffer, sent);
     }
   });
-  try {
-    const output = await upload.done();
-    const parts = Math.max(1, Math.ceil(source.size / partSize));
-    const head = await client.send(
-      new HeadObjectCommand({
-        Bucket: params.Bucket,
-        Key: params.Key,
-        SSECustomerAlgorithm: params.SSECustomerAlgorithm,
-        SSECustomerKey: params.SSECustomerKey,
-        SSECustomerKeyMD5: params.SSECustomerKeyMD5,
-        ...(output.VersionId ? { VersionId: output.VersionId } : {}),
-      }),
-    );
-    if (head.ContentLength !== source.size) {
+  t.events.progress(source.size);
+  return t.result({ bytes: source.size, parts: 1, multipart: false, etag: response.ETag, versionId: response.VersionId });
+}
+
+/** CreateMultipartUpload → UploadPart × N (through the pool) → CompleteMultipartUpload. */
+async function putInParts(t: TransferContext, source: SourceFile, params: PutObjectCommandInput, plan: PartPlan): Promise<TransferResult> {
+  const { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5, RequestPayer, ExpectedBucketOwner } = params;
+  // Requests about the upload (parts, completion, abort) repeat the SSE-C key and payer settings.
+  const sameUpload = { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5, RequestPayer, ExpectedBucketOwner };
+  const metadata = { ...params.Metadata, [PART_SIZE_METADATA]: String(plan.partSize) };
+  const created = await t.send<CreateMultipartUploadCommandOutput>(new CreateMultipartUploadCommand({ ...params, Metadata: metadata }));
+  const uploadId = created.UploadId;
+  if (!uploadId) throw new S3xferError(`${t.info.destination}: the server started a multipart upload without an UploadId`, 'NoUploadId');
+  const forget = t.onFailure(() =>
+    abortMultipartUpload(t, { Bucket: t.bucket, Key: t.key, UploadId: uploadId, RequestPayer, ExpectedBucketOwner }),
+  );
+
+  const parts = await t.all(plan.ranges.length, async (index, signal): Promise<UploadedPart> => {
+    const { start, end } = plan.ranges[index]!;
+    const length = end - start + 1;
+    const buffer = await t.budget.take(plan.partSize, signal);
+    let sent = false;
+    try {
+      const body = await readInto(source, buffer, start, length);
+      // The signed payload hash is the server's check of the bytes (S3 and Ceph refuse a body
+      // that does not match it). Computing it here, rather than in the SDK's signer, keeps it.
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      const command = new UploadPartCommand({
+        ...sameUpload,
+        UploadId: uploadId,
+        PartNumber: index + 1,
+        Body: body,
+        ContentLength: length,
+      });
+      signPayloadAs(command, sha256);
+      const output: UploadPartCommandOutput = await t.client.send(command, { abortSignal: signal });
+      sent = true;
+      t.events.progress(length);
+      return { partNumber: index + 1, start, end, etag: output.ETag ?? '', sha256 };
+    } finally {
+      // A part that failed mid-body may still be in a socket's write queue: never reuse its buffer.
+      t.budget.give(buffer, sent);
+    }
+  });
+
+  // Never complete an object from a file that changed under us: it would mix old and new bytes.
+  await assertSourceUnchanged(source);
+  const completed = await t.send<CompleteMultipartUploadCommandOutput>(
+    new CompleteMultipartUploadCommand({
+      ...sameUpload,
+      UploadId: uploadId,
+      MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+    }),
+  );
+  forget();
+  const warnings: string[] = [];
+  let etag = completed.ETag;
+  let versionId = completed.VersionId;
+  if (!etag) {
+    // Ceph answers CompleteMultipartUpload with an empty <ETag/>: only HeadObject has it.
+    const head = await headStoredObject(t, sameUpload, versionId, warnings);
+    if (head && head.ContentLength !== source.size) {
       throw new IntegrityError(
-        `${transfer.info.destination}: the stored object has ${head.ContentLength} bytes, the file ${source.size}`,
+        `${t.info.destination}: the stored object has ${head.ContentLength} bytes, the file ${source.size}`,
         'SizeMismatch',
-        { source: transfer.info.source, destination: transfer.info.destination },
+        { source: t.info.source, destination: t.info.destination },
       );
     }
-    transfer.events.progress(source.size - reported);
-    // Ceph answers CompleteMultipartUpload with an empty <ETag/>; HeadObject has the real one.
-    return transfer.result({
-      bytes: source.size,
-      parts,
-      multipart: parts > 1,
-      etag: output.ETag || head.ETag,
-      versionId: output.VersionId ?? head.VersionId,
-    });
-  } catch (error) {
-    const cause = tracked.rootCause(error);
-    const leftovers = await tracked.abortLeftovers(params.Bucket!, params.Key!);
-    if (leftovers.length === 0) throw cause;
-    const failure = transfer.toError(cause);
-    throw new S3xferError(
-      `${failure.message}; and the multipart upload ${leftovers.join(', ')} could not be aborted, so its parts remain on the server`,
-      'AbortFailed',
-      { operation: 'upload', source: transfer.info.source, destination: transfer.info.destination, cause: failure },
-    );
-  } finally {
-    body.destroy();
-    stream.destroy();
+    etag = head?.ETag;
+    versionId ??= head?.VersionId;
   }
-}
-
-/** Passes the file's bytes through, then checks that they were all there and unchanged. */
-async function* exactly(stream: AsyncIterable<Buffer>, source: SourceFile): AsyncGenerator<Buffer> {
-  let bytes = 0;
-  for await (const chunk of stream) {
-    bytes += chunk.length;
-    yield chunk;
-  }
-  if (bytes !== source.size) throw fileChanged(source);
-  await assertSourceUnchanged(source);
+  return t.result({ bytes: source.size, parts: parts.length, multipart: true, etag, versionId, warnings });
 }
 
 /**
- * Wraps the client lib-storage sends through, so that cancellation and clean-up do not depend on
- * lib-storage's internals: part requests get the caller's AbortSignal (in-flight parts stop at
- * once), and every UploadId created is remembered until it is completed or aborted. lib-storage
- * aborts failed uploads itself; `abortLeftovers` makes sure, and reports when it could not.
+ * HeadObject of a just-completed upload. The object is stored whatever this answers, so a refusal
+ * (write-only credentials get 403) or an outage only skips the check, with a warning.
  */
-function trackMultipart(client: S3Client, signal: AbortSignal) {
-  const open = new Set<string>();
-  const abortErrors = new WeakSet<object>();
-  let firstFailure: unknown;
-  const send = async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
-    // Creating, completing and aborting are never cancelled: we must learn every UploadId and
-    // must be able to clean up after a cancellation.
-    const bookkeeping =
-      command instanceof CreateMultipartUploadCommand ||
-      command instanceof CompleteMultipartUploadCommand ||
-      command instanceof AbortMultipartUploadCommand;
-    if (!bookkeeping) signal.throwIfAborted();
-    let output: { UploadId?: string };
-    try {
-      output = (await client.send(command as never, bookkeeping ? options : { ...options, abortSignal: signal })) as { UploadId?: string };
-    } catch (error) {
-      if (command instanceof AbortMultipartUploadCommand && typeof error === 'object' && error) abortErrors.add(error);
-      else firstFailure ??= error;
-      throw error;
-    }
-    if (command instanceof CreateMultipartUploadCommand && output.UploadId) open.add(output.UploadId);
-    if (command instanceof CompleteMultipartUploadCommand || command instanceof AbortMultipartUploadCommand) {
-      open.delete((command.input as { UploadId?: string }).UploadId ?? '');
-    }
-    return output;
-  };
-  const tracked = new Proxy(client, {
-    get: (target, property, receiver) => (property === 'send' ? send : Reflect.get(target, property, receiver)),
-  });
-  return {
-    client: tracked,
-    /**
-     * The error worth reporting: lib-storage rethrows a failed clean-up's error in place of the
-     * failure that caused the clean-up.
-     */
-    rootCause(error: unknown): unknown {
-      return typeof error === 'object' && error && abortErrors.has(error) && firstFailure !== undefined ? firstFailure : error;
+async function headStoredObject(
+  t: TransferContext,
+  request: { Bucket?: string; Key?: string; SSECustomerAlgorithm?: string; SSECustomerKey?: string; SSECustomerKeyMD5?: string },
+  versionId: string | undefined,
+  warnings: string[],
+): Promise<HeadObjectCommandOutput | undefined> {
+  const { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = request;
+  try {
+    return await t.send<HeadObjectCommandOutput>(
+      new HeadObjectCommand({
+        Bucket,
+        Key,
+        SSECustomerAlgorithm,
+        SSECustomerKey,
+        SSECustomerKeyMD5,
+        ...(versionId ? { VersionId: versionId } : {}),
+      }),
+    );
+  } catch (error) {
+    t.throwIfAborted();
+    const status = statusOf(error);
+    const why = status === 403 ? 'HeadObject was refused (403)' : `HeadObject failed (${(error as Error).name || status})`;
+    warnings.push(`${t.info.destination}: stored, but its size and ETag were not checked: ${why}`);
+    return undefined;
+  }
+}
+
+/**
+ * The clean-up of a failed multipart upload. Sent through the pool but not cancelled: it must run
+ * after a Ctrl-C. An upload the server no longer knows (NoSuchUpload) needs no abort.
+ */
+async function abortMultipartUpload(t: TransferContext, input: AbortMultipartUploadCommandInput): Promise<void> {
+  const noSuchUpload = (error: unknown) => (error as { name?: string }).name === 'NoSuchUpload';
+  try {
+    // The client retries each request already; a second round rides out a longer outage.
+    await pRetry(() => t.sendUncancelled(new AbortMultipartUploadCommand(input)), {
+      retries: 2,
+      minTimeout: 500,
+      shouldRetry: ({ error }) => !noSuchUpload(error),
+    });
+  } catch (error) {
+    if (noSuchUpload(error)) return;
+    throw new Error(`the multipart upload ${input.UploadId} could not be aborted, so its parts remain on the server`, { cause: error });
+  }
+}
+
+/**
+ * Makes the SDK sign `command` with a payload hash computed by the caller, instead of hashing the
+ * body again itself (the signer takes an `x-amz-content-sha256` header that is already set).
+ */
+function signPayloadAs(command: UploadPartCommand, sha256: string): void {
+  command.middlewareStack.add(
+    (next) => (args) => {
+      (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
+      return next(args);
     },
-    /** Aborts every upload still open; returns the UploadIds that could not be aborted. */
-    async abortLeftovers(bucket: string, key: string): Promise<string[]> {
-      for (const uploadId of open) {
-        try {
-          await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
-          open.delete(uploadId);
-        } catch (error) {
-          if ((error as { name?: string }).name === 'NoSuchUpload') open.delete(uploadId);
-        }
-      }
-      return [...open];
-    },
-  };
+    { step: 'build', name: 's3xferPayloadHash' },
+  );
 }

@@ -71,3 +71,25 @@ export async function removeTestBucket(client: S3Client, bucket: string): Promis
   for (const key of await listKeys(client, bucket)) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
+
+/**
+ * Counts, on a client, the requests of each command and the attempts that failed (the SDK retries
+ * inside the count: the middleware sits below its retry loop), so fault tests can prove a fault hit.
+ */
+export function countAttempts(client: S3Client): { requests: Map<string, number>; failures: number } {
+  const counts = { requests: new Map<string, number>(), failures: 0 };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = context.commandName ?? '?';
+      counts.requests.set(name, (counts.requests.get(name) ?? 0) + 1);
+      try {
+        return await next(args);
+      } catch (error) {
+        counts.failures++;
+        throw error;
+      }
+    },
+    { step: 'deserialize', name: 's3xferTestAttemptCounter' },
+  );
+  return counts;
+}

@@ -5,7 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { countAttempts, createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
 
 // The gateway process is SIGKILLed mid-transfer and started again (~1 s): requests in flight
 // break and new ones are refused until it is back. Only possible on the project's own server.
@@ -35,7 +35,9 @@ describe.skipIf(!local)('transfers survive the gateway being killed and restarte
 
   it('a multipart upload retries its parts and completes', async () => {
     let restart: Promise<unknown> | undefined;
-    const result = await uploadFile(client, source, bucket, 'upload.bin', {
+    const faulty = testClient();
+    const attempts = countAttempts(faulty);
+    const result = await uploadFile(faulty, source, bucket, 'upload.bin', {
       config,
       onProgress: (p) => {
         if (p.bytesDone >= 10 * MiB) restart ??= restartGateway();
@@ -43,6 +45,8 @@ describe.skipIf(!local)('transfers survive the gateway being killed and restarte
     });
     await restart;
     expect(restart).toBeDefined();
+    // The restart really broke requests that were then retried: the test proves recovery.
+    expect(attempts.failures).toBeGreaterThan(0);
     expect(result.bytes).toBe(96 * MiB);
     const target = join(dir, 'check.bin');
     await downloadFile(client, bucket, 'upload.bin', target);
@@ -54,7 +58,9 @@ describe.skipIf(!local)('transfers survive the gateway being killed and restarte
     await uploadFile(client, source, bucket, 'download.bin');
     let restart: Promise<unknown> | undefined;
     const target = join(dir, 'downloaded.bin');
-    await downloadFile(client, bucket, 'download.bin', target, {
+    const faulty = testClient();
+    const attempts = countAttempts(faulty);
+    await downloadFile(faulty, bucket, 'download.bin', target, {
       config,
       onProgress: (p) => {
         if (p.bytesDone >= 10 * MiB) restart ??= restartGateway();
@@ -62,6 +68,8 @@ describe.skipIf(!local)('transfers survive the gateway being killed and restarte
     });
     await restart;
     expect(restart).toBeDefined();
+    // Broken streams were resumed or refused requests retried: more GETs than the 20 ranges.
+    expect(attempts.failures + (attempts.requests.get('GetObjectCommand') ?? 0)).toBeGreaterThan(Math.ceil(96 / 5));
     expect(await sha256File(target)).toBe(await sha256File(source));
     expect(await leftoverTempFiles(dir)).toEqual([]);
   });

@@ -143,16 +143,15 @@ describe('uploadFile at or above the multipart threshold', () => {
   it('stops in-flight parts on abort, aborts the upload on the server, and rejects with TransferAbortedError', async () => {
     mockMultipartSuccess();
     const controller = new AbortController();
-    s3.on(UploadPartCommand).callsFake(
-      (_input, getClient) =>
-        new Promise((_resolve, reject) => {
-          // A part that never finishes on its own: only the abort signal can end it.
-          void getClient;
-          controller.signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
-          setTimeout(() => controller.abort(), 20);
-        }),
-    );
+    s3.on(UploadPartCommand).callsFake(() => {
+      // A part that never finishes on its own: only the signal s3xfer hands to send() can end it.
+      const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
+      return new Promise((_resolve, reject) => {
+        abortSignal?.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+      });
+    });
     s3.on(AbortMultipartUploadCommand).resolves({});
+    setTimeout(() => controller.abort(), 50);
 
     const failure = await uploadFile(client, large, 'bkt', 'big.bin', { abortSignal: controller.signal }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(TransferAbortedError);

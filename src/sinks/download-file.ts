@@ -3,77 +3,10 @@ import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/prom
 import { basename, dirname, join } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
-import { fileErrorReason } from './error-mapping.js';
+import { fileError } from '../transfer/error-mapping.js';
 
-/** An open source file and its size and modification time, fixed at open time. */
-export interface SourceFile {
-  path: string;
-  handle: FileHandle;
-  size: number;
-  mtimeMs: number;
-}
-
-/**
- * Opens a file to upload. Opening (rather than checking permissions first) is the one reliable
- * test of readability, and keeps the same file for the whole transfer.
- * @throws {LocalFileError} (isSource) when the path is missing, a directory, not a regular file or unreadable.
- */
-export async function openSourceFile(path: string): Promise<SourceFile> {
-  const context = { operation: 'upload', source: path, isSource: true };
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    throw fileError(path, error, context);
-  }
-  try {
-    const info = await handle.stat();
-    if (info.isDirectory()) {
-      throw new LocalFileError(`${path}: is a directory (directories are not supported yet; give a file)`, 'EISDIR', context);
-    }
-    if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
-    // open() can succeed where reading fails (some file systems, special files): read one byte.
-    await handle.read(Buffer.alloc(1), 0, 1, 0);
-    return { path, handle, size: info.size, mtimeMs: info.mtimeMs };
-  } catch (error) {
-    await handle.close().catch(() => {});
-    if (error instanceof LocalFileError) throw error;
-    throw fileError(path, error, context);
-  }
-}
-
-/**
- * Reads `length` bytes at `position` into a new Buffer (in calls of at most 1 GiB: one read of
- * 2 GiB or more is refused by Node).
- * @throws {LocalFileError} when the file ends early.
- */
-export async function readSourceBytes(source: SourceFile, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length);
-  for (let offset = 0; offset < length; ) {
-    const { bytesRead } = await source.handle.read(buffer, offset, Math.min(length - offset, 1024 ** 3), position + offset);
-    if (bytesRead === 0) throw fileChanged(source);
-    offset += bytesRead;
-  }
-  return buffer;
-}
-
-/**
- * Fails when the file's size or modification time differs from when it was opened: an upload
- * must not store a mix of old and new bytes, nor a truncated file over an existing object.
- * @throws {LocalFileError}
- */
-export async function assertSourceUnchanged(source: SourceFile): Promise<void> {
-  const now = await source.handle.stat();
-  if (now.size !== source.size || now.mtimeMs !== source.mtimeMs) throw fileChanged(source);
-}
-
-/** The error for a source file that changed during its upload. */
-export function fileChanged(source: SourceFile): LocalFileError {
-  return new LocalFileError(`${source.path}: the file changed while it was being uploaded`, 'FileChanged', {
-    operation: 'upload',
-    source: source.path,
-  });
-}
+/** Temp files of downloads in progress: `.<name>.<12 hex>.s3xfer-part` (or `.<12 hex>.s3xfer-part` for long names). */
+export const TEMP_FILE_SUFFIX = '.s3xfer-part';
 
 /**
  * The file a download writes: `filename` itself, or `filename/<key's base name>` when `filename`
@@ -142,7 +75,7 @@ export class AtomicFile implements DownloadSink {
     const name = basename(path);
     // Keep the temp name within NAME_MAX (255 bytes) when the destination's name is long.
     const stem = Buffer.byteLength(name) > 200 ? '' : `${name}.`;
-    const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}.s3xfer-part`);
+    const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}${TEMP_FILE_SUFFIX}`);
     try {
       const handle = await open(tempPath, 'wx', mode);
       if (mode !== undefined) await handle.chmod(mode).catch(() => {}); // open() applies the umask
@@ -237,15 +170,6 @@ export class DirectFile implements DownloadSink {
   }
 }
 
-/**
- * A local file-system failure as a one-line LocalFileError: `path: [what: ]reason`. A write
- * failure (disk full, read-only) is the destination's problem and is never retried.
- */
-function fileError(path: string, error: unknown, context: ErrorContext & { isSource?: boolean }, what?: string): LocalFileError {
-  const reason = fileErrorReason(error) ?? String(error);
-  return new LocalFileError(`${path}: ${what ? `${what}: ` : ''}${reason}`, codeOf(error), { ...context, cause: error });
-}
-
 function downloadContext(path: string): ErrorContext {
   return { operation: 'download', destination: path };
 }
@@ -256,8 +180,4 @@ async function lstatOrUndefined(path: string) {
 
 async function statOrUndefined(path: string) {
   return stat(path).catch(() => undefined);
-}
-
-function codeOf(error: unknown): string {
-  return (error as { code?: string } | undefined)?.code ?? 'EIO';
 }

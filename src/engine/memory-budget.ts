@@ -1,0 +1,125 @@
+/**
+ * The bytes a manager may hold in part buffers at once, shared by all its transfers, and the
+ * buffers themselves, reused from part to part: reading a part into a buffer that was just sent
+ * costs no allocation and no garbage collection (fresh 8 MiB buffers per part cost about 1 CPU
+ * second per GiB of GC on this project's machines; see BENCHMARKS.md).
+ */
+export class MemoryBudget {
+  private used = 0;
+  private maxUsedSeen = 0;
+  private readonly waiters: Array<{ bytes: number; grant: () => void }> = [];
+  /** Released buffers by size, kept for reuse; their bytes stay counted in `used`. */
+  private readonly spare = new Map<number, Buffer[]>();
+
+  /** @param limit bytes, at least 1. */
+  constructor(readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`memory budget must be a positive integer, got ${limit}`);
+  }
+
+  /** Bytes held now (buffers in use and spare ones). */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** The most bytes ever held at once. */
+  get maxInUse(): number {
+    return this.maxUsedSeen;
+  }
+
+  /**
+   * A buffer of exactly `size` bytes (contents undefined), waiting until the budget has room.
+   * A buffer larger than the whole budget is granted when nothing else is held, so that one
+   * oversized part can always proceed on its own. Rejects with the signal's reason on abort.
+   */
+  async take(size: number, signal?: AbortSignal): Promise<Buffer> {
+    const reused = this.spare.get(size)?.pop();
+    if (reused) return reused;
+    if (!this.fits(size)) this.dropSpares();
+    if (!this.fits(size) || this.waiters.length > 0) await this.wait(size, signal);
+    else this.grant(size);
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  /**
+   * Returns a buffer for reuse. Pass `reusable: false` when the buffer may still be read (a
+   * request that failed mid-body may still be writing it to a socket): its bytes are released
+   * but the buffer itself is left to the garbage collector.
+   */
+  give(buffer: Buffer, reusable = true): void {
+    if (reusable && this.waiters.length === 0 && buffer.length >= MIN_REUSED_BYTES) {
+      const list = this.spare.get(buffer.length) ?? [];
+      list.push(buffer);
+      this.spare.set(buffer.length, list);
+      return;
+    }
+    this.release(buffer.length);
+  }
+
+  /** Frees every spare buffer (at the end of a job). */
+  dropSpares(): void {
+    for (const [size, list] of this.spare) {
+      this.used -= size * list.length;
+    }
+    this.spare.clear();
+    this.wake();
+  }
+
+  private fits(size: number): boolean {
+    return this.used + size <= this.limit || this.used === 0;
+  }
+
+  private grant(size: number): void {
+    this.used += size;
+    this.maxUsedSeen = Math.max(this.maxUsedSeen, this.used);
+  }
+
+  private release(size: number): void {
+    this.used -= size;
+    this.wake();
+  }
+
+  private wait(size: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      signal?.throwIfAborted();
+      const waiter = {
+        bytes: size,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        const index = this.waiters.indexOf(waiter);
+        if (index !== -1) this.waiters.splice(index, 1);
+        reject(signal!.reason);
+        this.wake();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+      this.wake();
+    });
+  }
+
+  /** Grants waiting requests in order while they fit (first come, first served: no starvation). */
+  private wake(): void {
+    while (this.waiters.length > 0) {
+      const next = this.waiters[0]!;
+      if (!this.fits(next.bytes)) {
+        if (this.spare.size === 0) return;
+        this.dropSparesQuietly();
+        if (!this.fits(next.bytes)) return;
+      }
+      this.waiters.shift();
+      this.grant(next.bytes);
+      next.grant();
+    }
+  }
+
+  private dropSparesQuietly(): void {
+    for (const [size, list] of this.spare) this.used -= size * list.length;
+    this.spare.clear();
+  }
+}
+
+/** Buffers smaller than this are not worth keeping for reuse (small files' single PUTs). */
+const MIN_REUSED_BYTES = 1024 * 1024;

@@ -1,0 +1,186 @@
+import { setMaxListeners } from 'node:events';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { TransferConfig } from '../config.js';
+import { S3xferError, TransferAbortedError } from '../errors.js';
+import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferResult, type TransferSubscriber } from '../events.js';
+import { isAbortError, toS3xferError } from '../transfer/error-mapping.js';
+import type { MemoryBudget } from './memory-budget.js';
+import type { Lane } from './request-pool.js';
+
+/** Options of one transfer submitted to a {@link TransferManager}. */
+export interface TransferOptions {
+  /** Receive this transfer's queued/progress/done/failed events (besides the manager's subscribers). */
+  subscribers?: TransferSubscriber[];
+  /** Shorthand for a subscriber with only `onProgress` (boto3's `Callback`). */
+  onProgress?: (progress: TransferProgress) => void;
+  /** Cancels this transfer only; whatever it started is cleaned up before its promise rejects. */
+  abortSignal?: AbortSignal;
+}
+
+/** What a transfer gets from the manager that runs it. */
+export interface EngineParts {
+  client: S3Client;
+  config: TransferConfig;
+  budget: MemoryBudget;
+  signal: AbortSignal;
+  subscribers: TransferSubscriber[];
+}
+
+/** Any S3 command (the SDK's overloads do not accept a union of command types). */
+export type Command = { readonly input: object };
+
+/** A clean-up a transfer registers while it runs (abort this UploadId, remove this temp file). */
+export type Cleanup = () => Promise<void>;
+
+/**
+ * One running transfer: its events, cancellation, requests (through its lane of the manager's
+ * pool), the clean-ups to run if it fails, and its clock.
+ */
+export class TransferContext {
+  readonly events: SubscriberSet;
+  readonly signal: AbortSignal;
+  readonly client: S3Client;
+  readonly config: TransferConfig;
+  readonly budget: MemoryBudget;
+  private readonly cleanups = new Set<Cleanup>();
+  private readonly started = performance.now();
+
+  constructor(
+    engine: EngineParts,
+    private readonly lane: Lane,
+    readonly info: TransferInfo,
+    readonly bucket: string,
+    readonly key: string,
+    options: TransferOptions,
+  ) {
+    this.client = engine.client;
+    this.config = engine.config;
+    this.budget = engine.budget;
+    const progressOnly = options.onProgress ? { onProgress: options.onProgress } : undefined;
+    this.events = new SubscriberSet([...engine.subscribers, ...(options.subscribers ?? []), progressOnly], info);
+    this.signal = options.abortSignal ? AbortSignal.any([engine.signal, options.abortSignal]) : engine.signal;
+  }
+
+  /**
+   * Runs `request` in one of the pool's slots, holding it until the request (body included)
+   * is done. Work of a cancelled transfer never starts.
+   */
+  request<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.lane.run(() => {
+      this.signal.throwIfAborted();
+      return request(this.signal);
+    }, this.signal);
+  }
+
+  /**
+   * Runs `count` tasks through the pool (parts, ranges) and resolves to their results in order.
+   * The first failure cancels the rest, queued and in flight; once all have settled it rejects
+   * with that failure, not with the cancellations it caused.
+   */
+  async all<T>(count: number, task: (index: number, signal: AbortSignal) => Promise<T>): Promise<T[]> {
+    const group = new AbortController();
+    const signal = AbortSignal.any([this.signal, group.signal]);
+    setMaxListeners(0, signal); // one listener per queued part
+    const jobs = Array.from({ length: count }, (_, index) =>
+      this.lane
+        .run(() => {
+          signal.throwIfAborted();
+          return task(index, signal);
+        }, signal)
+        .catch((error: unknown) => {
+          group.abort(error);
+          throw error;
+        }),
+    );
+    const settled = await Promise.allSettled(jobs);
+    const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    if (errors.length > 0) throw errors.find((e) => !isAbortError(e)) ?? errors[0];
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  }
+
+  /**
+   * Sends a clean-up request (abort a multipart upload) through the pool, not cancelled by the
+   * transfer's signal: it must run after a cancellation.
+   */
+  sendUncancelled<Output>(command: Command): Promise<Output> {
+    return this.lane.run(() => this.client.send(command as never) as Promise<Output>);
+  }
+
+  /** Sends one command through the pool, cancelled with the transfer. */
+  send<Output>(command: Command): Promise<Output> {
+    return this.request((signal) => this.client.send(command as never, { abortSignal: signal }) as Promise<Output>);
+  }
+
+  /** Registers a clean-up to run if the transfer fails; the returned function unregisters it. */
+  onFailure(cleanup: Cleanup): () => void {
+    this.cleanups.add(cleanup);
+    return () => this.cleanups.delete(cleanup);
+  }
+
+  /** Runs the registered clean-ups, newest first; returns the errors of those that failed. */
+  async cleanUp(): Promise<unknown[]> {
+    const errors: unknown[] = [];
+    for (const cleanup of [...this.cleanups].reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    this.cleanups.clear();
+    return errors;
+  }
+
+  /** The transfer's result, from what only the upload or download knows. */
+  result(outcome: Omit<TransferResult, 'direction' | 'source' | 'destination' | 'bucket' | 'key' | 'seconds'>): TransferResult {
+    const { etag, versionId, warnings, ...rest } = outcome;
+    return {
+      direction: this.info.direction,
+      source: this.info.source,
+      destination: this.info.destination,
+      bucket: this.bucket,
+      key: this.key,
+      ...rest,
+      etag: etag || undefined,
+      seconds: this.elapsed(),
+      ...(versionId ? { versionId } : {}),
+      ...(warnings?.length ? { warnings } : {}),
+    };
+  }
+
+  /** Seconds since the transfer started. */
+  elapsed(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  /** Throws the typed abort error when the transfer has been cancelled. */
+  throwIfAborted(): void {
+    if (this.signal.aborted) throw new TransferAbortedError(this.errorContext(this.signal.reason));
+  }
+
+  /**
+   * Maps any error to a typed one for this transfer. A cancellation wins over what it caused;
+   * clean-ups that failed (parts left on the server) are always reported, cancelled or not.
+   */
+  toError(error: unknown, cleanupErrors: unknown[] = []): S3xferError {
+    const failure =
+      this.signal.aborted && (isAbortError(error) || !(error instanceof S3xferError))
+        ? new TransferAbortedError(this.errorContext(this.signal.reason, error))
+        : toS3xferError(error, { ...this.errorContext(), bucket: this.bucket, key: this.key });
+    if (cleanupErrors.length === 0) return failure;
+    const leftovers = cleanupErrors.map((e) => (e instanceof Error ? e.message : String(e))).join('; ');
+    return new S3xferError(`${failure.message}; and ${leftovers}`, 'AbortFailed', { ...this.errorContext(), cause: failure });
+  }
+
+  private errorContext(reason?: unknown, cause?: unknown) {
+    const context = { operation: this.info.direction, source: this.info.source, destination: this.info.destination };
+    // A manager stopped by another transfer's failure says so (failure policy "stop").
+    const message = reason instanceof SiblingFailed ? 'cancelled: another transfer failed' : undefined;
+    return { ...context, ...(cause === undefined ? {} : { cause }), ...(message ? { message } : {}) };
+  }
+}
+
+/** The reason a manager with failure policy "stop" cancels the rest. */
+export class SiblingFailed extends Error {
+  override name = 'SiblingFailed';
+}

@@ -1,0 +1,172 @@
+import { setMaxListeners } from 'node:events';
+import type { S3Client } from '@aws-sdk/client-s3';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { resolveTransferConfig, type TransferConfig } from '../config.js';
+import type { S3xferError } from '../errors.js';
+import type { Direction, TransferInfo, TransferResult, TransferSubscriber } from '../events.js';
+import { formatS3Url } from '../location.js';
+import { type DownloadExtraArgs, type KnownObject, runDownload } from '../transfer/download.js';
+import { isAbortError } from '../transfer/error-mapping.js';
+import { runUpload, type UploadExtraArgs } from '../transfer/upload.js';
+import { MemoryBudget } from './memory-budget.js';
+import { RequestPool } from './request-pool.js';
+import { type EngineParts, SiblingFailed, TransferContext, type TransferOptions } from './transfer-context.js';
+
+/**
+ * What a manager does when one of its transfers fails: `continue` lets the others finish and
+ * collects the failures (the aws CLI's behaviour for directories); `stop` cancels the others at once.
+ */
+export type FailurePolicy = 'continue' | 'stop';
+
+/** Options of a {@link TransferManager}. */
+export interface TransferManagerOptions {
+  /** Part sizes, threshold, concurrency (requests in flight across all transfers) and memory budget. */
+  config?: Partial<TransferConfig>;
+  /** Receive every transfer's queued/progress/done/failed events. */
+  subscribers?: TransferSubscriber[];
+  /** Cancels every transfer; each cleans up (aborts its multipart upload, removes its temp file). */
+  abortSignal?: AbortSignal;
+  /** Default `continue`. */
+  failurePolicy?: FailurePolicy;
+  /**
+   * Transfers under way at once (files open, temp files created); the others wait their turn
+   * before they touch the disk. Default: twice the concurrency, at least 16.
+   */
+  maxActiveTransfers?: number;
+}
+
+/** Options of {@link TransferManager.upload}. */
+export interface UploadTransferOptions extends TransferOptions {
+  /** Object settings: Content-Type, Metadata, StorageClass, SSE, ACL, Tagging, … */
+  extraArgs?: UploadExtraArgs;
+}
+
+/** Options of {@link TransferManager.download}. */
+export interface DownloadTransferOptions extends TransferOptions {
+  /** Version, SSE-C key, requester-pays, expected owner. */
+  extraArgs?: DownloadExtraArgs;
+  /**
+   * Size and ETag of the object when a listing already gave them: the download then skips its
+   * HeadObject (one request less per file).
+   */
+  known?: KnownObject;
+}
+
+/** What a manager has done so far. */
+export interface TransferSummary {
+  /** Transfers that succeeded. */
+  succeeded: number;
+  /** Bytes moved by them. */
+  bytes: number;
+  /** Transfers that failed or were cancelled, with their typed errors. */
+  failed: Array<{ transfer: TransferInfo; error: S3xferError }>;
+}
+
+/**
+ * Runs many transfers over one client with one request pool (`concurrency` requests in flight
+ * across all of them), one memory budget for part buffers, one AbortSignal and a failure policy —
+ * s3transfer's TransferManager. Submit with {@link upload} and {@link download}, which resolve
+ * to each transfer's result; {@link drain} waits for all of them.
+ *
+ * ```ts
+ * const manager = new TransferManager(s3, { config: { concurrency: 16 } });
+ * for (const name of files) void manager.upload(name, 'bucket', `backup/${name}`).catch(() => {});
+ * const { succeeded, failed } = await manager.drain();
+ * ```
+ * @throws {UsageError} from the constructor when the config is invalid (before any event).
+ */
+export class TransferManager {
+  readonly config: TransferConfig;
+  private readonly pool: RequestPool;
+  private readonly budget: MemoryBudget;
+  private readonly controller = new AbortController();
+  private readonly engine: EngineParts;
+  private readonly admission: LimitFunction;
+  private readonly failurePolicy: FailurePolicy;
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly summary: TransferSummary = { succeeded: 0, bytes: 0, failed: [] };
+
+  constructor(
+    readonly client: S3Client,
+    options: TransferManagerOptions = {},
+  ) {
+    this.config = resolveTransferConfig(options.config);
+    this.pool = new RequestPool(this.config.concurrency);
+    this.budget = new MemoryBudget(this.config.memoryBudget);
+    this.failurePolicy = options.failurePolicy ?? 'continue';
+    this.admission = pLimit(options.maxActiveTransfers ?? Math.max(16, this.config.concurrency * 2));
+    const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.controller.signal]) : this.controller.signal;
+    // Every request in flight listens to it.
+    setMaxListeners(0, signal);
+    this.engine = { client, config: this.config, budget: this.budget, signal, subscribers: options.subscribers ?? [] };
+  }
+
+  /** Uploads a local file to `s3://bucket/key` (see {@link uploadFile}). */
+  upload(filename: string, bucket: string, key: string, options: UploadTransferOptions = {}): Promise<TransferResult> {
+    const info = { direction: 'upload' as const, source: filename, destination: formatS3Url(bucket, key) };
+    return this.submit(info, bucket, key, options, (t) => runUpload(t, filename, options.extraArgs ?? {}));
+  }
+
+  /** Downloads `s3://bucket/key` to a local file (see {@link downloadFile}). */
+  download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
+    const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
+    return this.submit(info, bucket, key, options, (t) => runDownload(t, filename, options.extraArgs ?? {}, options.known));
+  }
+
+  /** Cancels every transfer, queued or running; each cleans up before its promise rejects. */
+  abort(reason: unknown = new Error('aborted')): void {
+    this.controller.abort(reason);
+  }
+
+  /** The signal every transfer of this manager follows. */
+  get signal(): AbortSignal {
+    return this.engine.signal;
+  }
+
+  /** Waits for every transfer submitted so far (and any submitted meanwhile); never rejects. */
+  async drain(): Promise<TransferSummary> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+    this.budget.dropSpares();
+    return this.summary;
+  }
+
+  /** Requests and memory, now and at their peaks: for tests and diagnostics. */
+  get stats() {
+    return {
+      requestsInFlight: this.pool.inFlight,
+      maxRequestsInFlight: this.pool.maxInFlight,
+      bufferedBytes: this.budget.inUse,
+      maxBufferedBytes: this.budget.maxInUse,
+    };
+  }
+
+  private submit(
+    info: { direction: Direction; source: string; destination: string },
+    bucket: string,
+    key: string,
+    options: TransferOptions,
+    body: (t: TransferContext) => Promise<TransferResult>,
+  ): Promise<TransferResult> {
+    const t = new TransferContext(this.engine, this.pool.lane(), { ...info }, bucket, key, options);
+    const run = this.admission(async () => {
+      try {
+        t.throwIfAborted();
+        const result = await body(t);
+        this.summary.succeeded++;
+        this.summary.bytes += result.bytes;
+        t.events.done(result);
+        return result;
+      } catch (error) {
+        const failure = t.toError(error, await t.cleanUp());
+        this.summary.failed.push({ transfer: t.info, error: failure });
+        t.events.failed(failure);
+        if (this.failurePolicy === 'stop' && !isAbortError(failure)) this.abort(new SiblingFailed(failure.message));
+        throw failure;
+      }
+    });
+    const tracked = run.catch(() => {});
+    this.running.add(tracked);
+    void tracked.finally(() => this.running.delete(tracked));
+    return run;
+  }
+}

@@ -1,0 +1,72 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import { LocalFileError } from '../errors.js';
+import { fileError } from '../transfer/error-mapping.js';
+
+/** An open source file and its size and modification time, fixed at open time. */
+export interface SourceFile {
+  path: string;
+  handle: FileHandle;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Opens a file to upload. Opening (rather than checking permissions first) is the one reliable
+ * test of readability, and keeps the same file for the whole transfer.
+ * @throws {LocalFileError} (isSource) when the path is missing, a directory, not a regular file or unreadable.
+ */
+export async function openSourceFile(path: string): Promise<SourceFile> {
+  const context = { operation: 'upload', source: path, isSource: true };
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw fileError(path, error, context);
+  }
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) {
+      throw new LocalFileError(`${path}: is a directory (directories are not supported yet; give a file)`, 'EISDIR', context);
+    }
+    if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
+    // open() can succeed where reading fails (some file systems, special files): read one byte.
+    await handle.read(Buffer.alloc(1), 0, 1, 0);
+    return { path, handle, size: info.size, mtimeMs: info.mtimeMs };
+  } catch (error) {
+    await handle.close().catch(() => {});
+    if (error instanceof LocalFileError) throw error;
+    throw fileError(path, error, context);
+  }
+}
+
+/**
+ * Fills `buffer[0, length)` with the file's bytes at `position`: a positional read into a buffer
+ * the caller owns (and reuses), in calls of at most 1 GiB (Node refuses one read of 2 GiB or more).
+ * @throws {LocalFileError} when the file ends early (it shrank since it was opened).
+ */
+export async function readInto(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
+  for (let offset = 0; offset < length; ) {
+    const { bytesRead } = await source.handle.read(buffer, offset, Math.min(length - offset, 1024 ** 3), position + offset);
+    if (bytesRead === 0) throw fileChanged(source);
+    offset += bytesRead;
+  }
+  return buffer.subarray(0, length);
+}
+
+/**
+ * Fails when the file's size or modification time differs from when it was opened: an upload
+ * must not store a mix of old and new bytes, nor a truncated file over an existing object.
+ * @throws {LocalFileError}
+ */
+export async function assertSourceUnchanged(source: SourceFile): Promise<void> {
+  const now = await source.handle.stat();
+  if (now.size !== source.size || now.mtimeMs !== source.mtimeMs) throw fileChanged(source);
+}
+
+/** The error for a source file that changed during its upload. */
+export function fileChanged(source: SourceFile): LocalFileError {
+  return new LocalFileError(`${source.path}: the file changed while it was being uploaded`, 'FileChanged', {
+    operation: 'upload',
+    source: source.path,
+  });
+}
