@@ -2,6 +2,8 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { DEFAULT_TRANSFER_CONFIG } from './config.js';
+import { compileProxyRules, type ProxyOption, tlsOptions } from './network.js';
+import { type ConnectionSettings, directHandler, ProxyRoutingHandler } from './proxy-handler.js';
 
 /** How to reach S3 or an S3-compatible store. Everything is optional. */
 export interface S3ClientOptions {
@@ -32,6 +34,26 @@ export interface S3ClientOptions {
    * attempt fails and is retried. Default 60,000, like botocore's read timeout.
    */
   socketTimeoutMs?: number;
+  /**
+   * HTTP(S) proxy, decided per request URL. `{ env: process.env }` honours `HTTPS_PROXY`,
+   * `HTTP_PROXY` and `NO_PROXY` (and their lower-case forms) as the aws CLI does;
+   * `{ url, noProxy }` names one proxy. See {@link ProxyOption}. Default: none (the library does
+   * not read the environment; the CLI passes it).
+   */
+  proxy?: ProxyOption;
+  /**
+   * Path of a PEM file of CA certificates to trust for https endpoints instead of Node's built-in
+   * roots (the aws CLI's `--ca-bundle`, `AWS_CA_BUNDLE`, a profile's `ca_bundle`: see
+   * `resolveCaBundle`). Applies to direct and proxied connections alike. Read when the client is
+   * built: a missing or unreadable file, or one without a PEM certificate, throws a UsageError
+   * naming it. Default: Node's roots (plus `NODE_EXTRA_CA_CERTS`).
+   */
+  caBundle?: string;
+  /**
+   * Verify the TLS certificates of https endpoints and proxies. `false` is the aws CLI's
+   * `--no-verify-ssl`: encrypted but unauthenticated, for test setups only. Default true.
+   */
+  verifySsl?: boolean;
 }
 
 /** Region used when neither the options nor the SDK's chain name one, as boto3 and the aws CLI do. */
@@ -39,7 +61,8 @@ export const FALLBACK_REGION = 'us-east-1';
 
 /**
  * Builds the S3Client every transfer uses: the one place where endpoint, addressing style,
- * checksums, retries and connection pooling are decided.
+ * checksums, retries, connection pooling, proxies and TLS trust are decided.
+ * @throws UsageError for a malformed proxy URL or an unreadable or invalid CA bundle.
  */
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint || undefined;
@@ -47,7 +70,19 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   const maxAttempts = options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts;
-  const agent = { keepAlive: true, maxSockets: options.maxSockets ?? 50 };
+  const connections: ConnectionSettings = {
+    handler: {
+      connectionTimeout: options.connectionTimeoutMs ?? 10_000,
+      // An idle limit, not a total one: a 5 GiB part may take long, but a server that stops
+      // answering must not hang a transfer. (The SDK's requestTimeout caps the whole request and,
+      // in this version, only prints a warning unless told to throw.)
+      socketTimeout: options.socketTimeoutMs ?? 60_000,
+    },
+    agent: { keepAlive: true, maxSockets: options.maxSockets ?? 50 },
+    tls: tlsOptions(options.caBundle, options.verifySsl),
+  };
+  // Without a proxy that could apply, no routing layer and no proxy code at all.
+  const proxyRules = compileProxyRules(options.proxy);
   const client = new S3Client({
     region: options.region || regionOrFallback(options.profile),
     ...(endpoint ? { endpoint } : {}),
@@ -57,15 +92,11 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
     maxAttempts,
     retryStrategy: new ConfiguredRetryStrategy(maxAttempts, retryDelayMs),
-    requestHandler: {
-      connectionTimeout: options.connectionTimeoutMs ?? 10_000,
-      // An idle limit, not a total one: a 5 GiB part may take long, but a server that stops
-      // answering must not hang a transfer. (The SDK's requestTimeout caps the whole request and,
-      // in this version, only prints a warning unless told to throw.)
-      socketTimeout: options.socketTimeoutMs ?? 60_000,
-      httpAgent: agent,
-      httpsAgent: agent,
-    },
+    requestHandler: proxyRules ? new ProxyRoutingHandler(proxyRules, connections) : directHandler(connections),
+    // With agents of our own the SDK sends a body at once instead of waiting for `100 Continue`,
+    // so the header buys nothing; and http-proxy-agent sends the request line it buffered with
+    // the header, relative, on a reused proxy connection (a forward proxy answers 400).
+    expectContinueHeader: false,
   });
   return client;
 }
