@@ -1,0 +1,247 @@
+import { join } from 'node:path';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { RequestPool } from '../../src/engine/request-pool.js';
+import { type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
+import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+
+describe('RequestPool', () => {
+  it('never runs more than its limit at once, across lanes', async () => {
+    const pool = new RequestPool(3);
+    let running = 0;
+    let peak = 0;
+    const work = async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await tick();
+      running--;
+    };
+    const lanes = [pool.lane(), pool.lane(), pool.lane(), pool.lane()];
+    await Promise.all(lanes.flatMap((lane) => Array.from({ length: 10 }, () => lane.run(work))));
+    expect(peak).toBe(3);
+    expect(pool.maxInFlight).toBe(3);
+    expect(pool.inFlight).toBe(0);
+  });
+
+  it('serves lanes in turn, so work queued behind a long lane starts early', async () => {
+    const pool = new RequestPool(1);
+    const order: string[] = [];
+    const big = pool.lane();
+    const small = pool.lane();
+    const jobs = Array.from({ length: 5 }, (_, i) => big.run(async () => void order.push(`big${i}`)));
+    jobs.push(small.run(async () => void order.push('small')));
+    await Promise.all(jobs);
+    expect(order.indexOf('small')).toBeLessThanOrEqual(2);
+  });
+
+  it('drops queued work whose signal aborts, with the signal reason', async () => {
+    const pool = new RequestPool(1);
+    const lane = pool.lane();
+    let release!: () => void;
+    const first = lane.run(() => new Promise<void>((resolve) => (release = resolve)));
+    const controller = new AbortController();
+    let started = false;
+    const second = lane.run(async () => void (started = true), controller.signal);
+    controller.abort(new Error('stop'));
+    await expect(second).rejects.toThrow('stop');
+    release();
+    await first;
+    expect(started).toBe(false);
+  });
+
+  it('follows a lowered limit for new work', async () => {
+    const pool = new RequestPool(4);
+    pool.setConcurrency(2);
+    let running = 0;
+    let peak = 0;
+    const lane = pool.lane();
+    await Promise.all(
+      Array.from({ length: 8 }, () =>
+        lane.run(async () => {
+          peak = Math.max(peak, ++running);
+          await tick();
+          running--;
+        }),
+      ),
+    );
+    expect(peak).toBe(2);
+  });
+});
+
+describe('MemoryBudget', () => {
+  it('makes a taker wait until bytes are given back, and reuses the buffer', async () => {
+    const budget = new MemoryBudget(10);
+    const a = await budget.take(6);
+    let granted: Buffer | undefined;
+    const waiting = budget.take(6).then((b) => (granted = b));
+    await tick();
+    expect(granted).toBeUndefined();
+    budget.give(a, false);
+    await waiting;
+    expect(granted).toHaveLength(6);
+    expect(budget.maxInUse).toBe(6);
+  });
+
+  it('keeps spare buffers of 1 MiB or more for reuse', async () => {
+    const budget = new MemoryBudget(8 * MiB);
+    const a = await budget.take(MiB);
+    budget.give(a);
+    expect(await budget.take(MiB)).toBe(a);
+  });
+
+  it('grants one buffer larger than the whole budget when nothing else is held', async () => {
+    const budget = new MemoryBudget(5);
+    expect(await budget.take(50)).toHaveLength(50);
+  });
+
+  it('rejects a waiting taker whose signal aborts', async () => {
+    const budget = new MemoryBudget(4);
+    await budget.take(4);
+    const controller = new AbortController();
+    const waiting = budget.take(4, controller.signal);
+    controller.abort(new Error('cancelled'));
+    await expect(waiting).rejects.toThrow('cancelled');
+  });
+});
+
+describe('TransferManager', () => {
+  const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  const s3 = mockClient(client);
+  let dir: string;
+  let big: string;
+  const small: string[] = [];
+
+  beforeAll(async () => {
+    dir = await tempDir();
+    big = await randomFile(dir, 'big.bin', 40 * MiB);
+    for (let i = 0; i < 30; i++) small.push(await randomFile(dir, `small-${i}.txt`, 100 + i));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+  beforeEach(() => s3.reset());
+
+  /** A store that answers after a short delay and counts the requests in flight. */
+  function slowStore() {
+    const seen = { inFlight: 0, peak: 0, order: [] as string[] };
+    const answer = async (name: string, output: object) => {
+      // Like a real request, it ends early when the signal s3xfer passed to send() aborts.
+      const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
+      seen.inFlight++;
+      seen.peak = Math.max(seen.peak, seen.inFlight);
+      try {
+        await new Promise((resolve, reject) => {
+          const timer = setTimeout(resolve, 5);
+          abortSignal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+          });
+        });
+      } finally {
+        seen.inFlight--;
+      }
+      seen.order.push(name);
+      return output;
+    };
+    s3.on(PutObjectCommand).callsFake((input: { Key: string }) => answer(input.Key, { ETag: '"e"' }));
+    s3.on(CreateMultipartUploadCommand).callsFake(() => answer('create', { UploadId: 'u' }));
+    s3.on(UploadPartCommand).callsFake((input: { PartNumber: number }) =>
+      answer(`part${input.PartNumber}`, { ETag: `"p${input.PartNumber}"` }),
+    );
+    s3.on(CompleteMultipartUploadCommand).callsFake(() => answer('complete', { ETag: '"m-8"' }));
+    s3.on(AbortMultipartUploadCommand).resolves({});
+    return seen;
+  }
+
+  it('validates its config before any transfer or event exists', () => {
+    const events: string[] = [];
+    expect(
+      () => new TransferManager(client, { config: { partSize: 1 }, subscribers: [{ onFailed: () => events.push('failed') }] }),
+    ).toThrow(UsageError);
+    expect(events).toEqual([]);
+  });
+
+  it('shares one pool: a big file and many small ones never exceed `concurrency` requests in flight', async () => {
+    const seen = slowStore();
+    const manager = new TransferManager(client, { config: { concurrency: 4, partSize: 5 * MiB } });
+    const all = [manager.upload(big, 'b', 'big.bin'), ...small.map((file, i) => manager.upload(file, 'b', `s/${i}`))];
+    await Promise.all(all);
+    expect(seen.peak).toBe(4);
+    expect(manager.stats.maxRequestsInFlight).toBe(4);
+    // Small files are not starved behind the big file's parts: they finish before its last part.
+    expect(seen.order.indexOf('s/0')).toBeLessThan(seen.order.indexOf('complete'));
+    expect(seen.order.indexOf('s/0')).toBeLessThan(seen.order.indexOf('part8'));
+  });
+
+  it('holds part buffers within the memory budget', async () => {
+    slowStore();
+    const manager = new TransferManager(client, { config: { concurrency: 8, partSize: 5 * MiB, memoryBudget: 12 * MiB } });
+    await manager.upload(big, 'b', 'big.bin');
+    expect(manager.stats.maxBufferedBytes).toBeLessThanOrEqual(12 * MiB);
+    expect(manager.stats.maxBufferedBytes).toBeGreaterThanOrEqual(10 * MiB);
+  });
+
+  it('failure policy "continue": the others finish, the failures are collected', async () => {
+    slowStore();
+    s3.on(PutObjectCommand, { Key: 's/3' }).rejects(
+      Object.assign(new Error(''), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),
+    );
+    const manager = new TransferManager(client, { config: { concurrency: 2 } });
+    const results = await Promise.allSettled(small.slice(0, 8).map((file, i) => manager.upload(file, 'b', `s/${i}`)));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(7);
+    const summary = await manager.drain();
+    expect(summary.succeeded).toBe(7);
+    expect(summary.failed.map((f) => f.error.code)).toEqual(['AccessDenied']);
+  });
+
+  it('failure policy "stop": the first failure cancels the rest, which say why', async () => {
+    slowStore();
+    s3.on(PutObjectCommand, { Key: 's/0' }).rejects(
+      Object.assign(new Error(''), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }),
+    );
+    const manager = new TransferManager(client, { config: { concurrency: 1 }, failurePolicy: 'stop' });
+    const results = await Promise.allSettled(small.slice(0, 6).map((file, i) => manager.upload(file, 'b', `s/${i}`)));
+    // Which file reaches the pool first depends on the file system; after the failure nothing new starts.
+    const codes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as S3xferError).code));
+    expect(codes.filter((c) => c === 'AccessDenied')).toHaveLength(1);
+    expect(codes.filter((c) => c === 'Cancelled').length).toBeGreaterThanOrEqual(3);
+    expect(codes.every((c) => ['ok', 'AccessDenied', 'Cancelled'].includes(c))).toBe(true);
+    expect(
+      results
+        .filter((r) => r.status === 'rejected')
+        .every((r) => r.reason instanceof TransferAbortedError || r.reason.code === 'AccessDenied'),
+    ).toBe(true);
+  });
+
+  it('abort() cancels every transfer and aborts the multipart upload it started', async () => {
+    slowStore();
+    const manager = new TransferManager(client, { config: { concurrency: 2, partSize: 5 * MiB } });
+    const running = manager.upload(big, 'b', 'big.bin');
+    setTimeout(() => manager.abort(), 12);
+    await expect(running).rejects.toBeInstanceOf(TransferAbortedError);
+    await expect(manager.upload(small[0]!, 'b', 'late')).rejects.toBeInstanceOf(TransferAbortedError);
+    expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toEqual(['u']);
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('reports progress and results of every transfer to its subscribers', async () => {
+    slowStore();
+    const done: string[] = [];
+    let bytes = 0;
+    const manager = new TransferManager(client, {
+      subscribers: [{ onDone: (r) => done.push(r.key), onProgress: (p) => (bytes += p.bytesDelta) }],
+    });
+    await Promise.all([manager.upload(small[0]!, 'b', 'x'), manager.upload(join(dir, 'small-1.txt'), 'b', 'y')]);
+    expect(done.sort()).toEqual(['x', 'y']);
+    expect(bytes).toBe(100 + 101);
+  });
+});
