@@ -42,5 +42,6 @@ export {
 export type { Direction, TransferInfo, TransferProgress, TransferResult, TransferSubscriber } from './events.js';
 export { type DownloadOptions, downloadFile, type UploadOptions, uploadFile } from './file-transfers.js';
 export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3Url, type S3Location } from './location.js';
+export { type Environment, type ProxyOption, proxyForUrl, resolveCaBundle } from './network.js';
 export type { DownloadExtraArgs, KnownObject } from './transfer/download.js';
 export { PART_SIZE_METADATA, type UploadExtraArgs, type UploadedPart } from './transfer/upload.js';

@@ -1,22 +1,14 @@
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import type { S3Client } from '@aws-sdk/client-s3';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveTransferConfig } from '../config.js';
 import { S3xferError, UsageError } from '../errors.js';
-import { type Expected, runTransfer } from './commands/transfer.js';
+import type { CliCommand, CommandContext } from './command.js';
+import { cpCommand, downloadCommand, uploadCommand } from './commands/cp.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import {
-  clientOptionsFrom,
-  type GlobalArgs,
-  givenUploadFlags,
-  transferConfigFrom,
-  type UploadArgs,
-  unknownFlags,
-  uploadExtraArgsFrom,
-  withGlobalOptions,
-  withUploadOptions,
-} from './options.js';
+import { clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
 /** Set by scripts/build-cli.mjs in the bundle; tsc's output reads package.json instead. */
@@ -26,9 +18,12 @@ const version =
     ? __S3XFER_VERSION__
     : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
+/** Every command, one module each under commands/. */
+const COMMANDS: CliCommand[] = [cpCommand, uploadCommand, downloadCommand];
+
 /**
- * The CLI entry: parses argv, runs one command, and turns its outcome into an exit code. The only
- * place that reads process.env/argv, handles signals, or sets the exit code.
+ * The CLI entry: wires yargs, signals and exit codes, and gives each command its context. The
+ * only place that reads process.env/argv, handles signals, or sets the exit code.
  */
 export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: ReporterStreams): Promise<number> {
   // The SDK's six-line Node-version notice is for SDK maintainers' users, not for a CLI's output.
@@ -52,55 +47,39 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   let json = argv.includes('--json');
   try {
     loadDotEnv();
-    const run = async (args: GlobalArgs & UploadArgs & { source: string; destination?: string }, expected: Expected) => {
+    const execute = async (command: CliCommand, args: GlobalArgs & Record<string, unknown>) => {
       debug = args.debug;
       json = args.json;
+      // Validated before anything runs: a bad value is a usage error, never a failed transfer.
       const config = resolveTransferConfig(transferConfigFrom(args));
-      const clientOptions = clientOptionsFrom(args, env, config);
-      const extraArgs = uploadExtraArgsFrom(args);
       reporter = await createReporter(reporterKind(args, streams, env), streams, { progress: args.progress });
-      await runTransfer(args.source, args.destination ?? '.', expected, {
-        client: async () => (await import('../client.js')).createS3Client(clientOptions),
+      if (args.verifySsl === false) streams.stderr.write('s3xfer: warning: --no-verify-ssl: HTTPS certificates are not checked\n');
+      let client: Promise<S3Client> | undefined;
+      const context: CommandContext = {
         config,
-        extraArgs,
-        uploadFlags: givenUploadFlags(args),
-        subscriber: reporter,
+        reporter,
         abortSignal: abort.signal,
-      });
+        env,
+        streams,
+        client: () => {
+          client ??= (async () => {
+            const { createS3Client } = await import('../client.js');
+            const { resolveCaBundle } = await import('../network.js');
+            const caBundle = args.caBundle || (await resolveCaBundle({ profile: args.profile, env }));
+            return createS3Client(clientOptionsFrom(args, env, config, caBundle));
+          })();
+          return client;
+        },
+      };
+      await command.run(args, context);
     };
-    await withGlobalOptions(yargs(argv))
+    let cli = withGlobalOptions(yargs(argv))
       .scriptName('s3xfer')
-      .usage('$0 <command> [options]\n\nUpload and download files to and from S3 and S3-compatible stores.')
-      .command(
-        'cp <source> <destination>',
-        'Copy a local file to s3://bucket/key, or an object to a local file',
-        (y) =>
-          withUploadOptions(
-            y
-              .positional('source', { type: 'string', demandOption: true })
-              .positional('destination', { type: 'string', demandOption: true }),
-          ),
-        (args) => run(args as never, 'either'),
-      )
-      .command(
-        'upload <source> <destination>',
-        'Upload FILE to s3://bucket/key (or s3://bucket/prefix/)',
-        (y) =>
-          withUploadOptions(
-            y
-              .positional('source', { type: 'string', demandOption: true })
-              .positional('destination', { type: 'string', demandOption: true }),
-          ),
-        (args) => run(args as never, 'upload'),
-      )
-      .command(
-        'download <source> [destination]',
-        "Download s3://bucket/key to FILE (default: the key's name in the current directory)",
-        // Upload flags are accepted here only to be refused with a clear message in runTransfer.
-        (y) =>
-          withUploadOptions(y.positional('source', { type: 'string', demandOption: true }).positional('destination', { type: 'string' })),
-        (args) => run(args as never, 'download'),
-      )
+      .usage('$0 <command> [options]\n\nUpload and download files to and from S3 and S3-compatible stores.');
+    for (const command of COMMANDS) {
+      cli = cli.command(command.command, command.describe, command.builder as never, (args) => execute(command, args as never));
+    }
+    await cli
       .example('$0 cp ./a.bin s3://bucket/a.bin', 'upload a file')
       .example('$0 cp s3://bucket/a.bin ./copy.bin', 'download an object')
       .example('$0 upload ./a.bin s3://bucket/backups/ --endpoint-url http://127.0.0.1:7480', 'upload to a prefix on a local store')

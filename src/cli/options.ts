@@ -16,7 +16,9 @@ const GLOBAL_OPTIONS = {
   'flexible-checksums': { type: 'boolean', describe: 'Send CRC32 checksum trailers (default: on for AWS, off with --endpoint-url)' },
   'part-size': { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' },
   'multipart-threshold': { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' },
-  concurrency: { type: 'number', describe: 'Parts in flight at once [default 10]' },
+  concurrency: { type: 'number', describe: 'Requests in flight at once, across all files and parts [default 10]' },
+  'ca-bundle': { type: 'string', describe: "PEM file of the CAs to trust for HTTPS [env: AWS_CA_BUNDLE; the profile's ca_bundle]" },
+  'verify-ssl': { type: 'boolean', default: true, describe: 'Verify HTTPS certificates (--no-verify-ssl: do not; for tests only)' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
   progress: { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' },
   json: { type: 'boolean', default: false, describe: 'Print results as JSON lines on stdout, errors as JSON on stderr' },
@@ -79,6 +81,8 @@ export interface GlobalArgs {
   partSize?: string;
   multipartThreshold?: string;
   concurrency?: number;
+  caBundle?: string;
+  verifySsl: boolean;
   quiet: boolean;
   progress: boolean;
   json: boolean;
@@ -98,8 +102,12 @@ export interface UploadArgs {
   acl?: string;
 }
 
-/** Client options from flags, then the standard AWS environment variables. */
-export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, transfer: TransferConfig): S3ClientOptions {
+/**
+ * Client options from flags, then the standard AWS environment variables: endpoint, region,
+ * proxies (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) and the CA bundle (`--ca-bundle`, then
+ * `AWS_CA_BUNDLE`, then the profile's `ca_bundle`, resolved by the caller).
+ */
+export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, transfer: TransferConfig, caBundle?: string): S3ClientOptions {
   const endpoint = args.endpointUrl || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   if (endpoint !== undefined) {
     let url: URL | undefined;
@@ -120,6 +128,9 @@ export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, tran
     flexibleChecksums: args.flexibleChecksums,
     maxAttempts: transfer.maxAttempts,
     maxSockets: Math.max(50, transfer.concurrency),
+    proxy: { env },
+    ...(caBundle ? { caBundle } : {}),
+    verifySsl: args.verifySsl,
   };
 }
 

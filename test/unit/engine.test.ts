@@ -140,6 +140,7 @@ describe('TransferManager', () => {
       seen.peak = Math.max(seen.peak, seen.inFlight);
       try {
         await new Promise((resolve, reject) => {
+          if (abortSignal?.aborted) return reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
           const timer = setTimeout(resolve, 5);
           abortSignal?.addEventListener('abort', () => {
             clearTimeout(timer);

@@ -43,7 +43,7 @@ describe('ProgressMeter and progressText', () => {
       meter.add(5 * 1024 * 1024);
     }
     expect(meter.rate()).toBeCloseTo(5 * 1024 * 1024, -3);
-    expect(progressText(transfer, meter)).toBe('50.0 MiB / 100.0 MiB (50%)  5.0 MiB/s  ETA 10s');
+    expect(progressText(transfer.totalBytes, meter)).toBe('50.0 MiB / 100.0 MiB (50%)  5.0 MiB/s  ETA 10s');
   });
 });
 

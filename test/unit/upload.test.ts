@@ -147,7 +147,9 @@ describe('uploadFile at or above the multipart threshold', () => {
       // A part that never finishes on its own: only the signal s3xfer hands to send() can end it.
       const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
       return new Promise((_resolve, reject) => {
-        abortSignal?.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+        const aborted = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+        if (abortSignal?.aborted) aborted(); // as the SDK does for a signal aborted before the request
+        abortSignal?.addEventListener('abort', aborted);
       });
     });
     s3.on(AbortMultipartUploadCommand).resolves({});

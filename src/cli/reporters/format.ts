@@ -1,6 +1,6 @@
 import prettyMilliseconds from 'pretty-ms';
 import { formatBytes } from '../../config.js';
-import type { TransferInfo, TransferResult } from '../../events.js';
+import type { TransferResult } from '../../events.js';
 
 /** `upload ./a.bin → s3://b/a.bin` */
 export function describeTransfer(t: { direction: string; source: string; destination: string }): string {
@@ -14,8 +14,7 @@ export function resultLine(result: TransferResult): string {
 }
 
 /** `12.0 MiB / 1.0 GiB (1%)  120.0 MiB/s  ETA 8s` */
-export function progressText(transfer: TransferInfo, meter: ProgressMeter): string {
-  const total = transfer.totalBytes;
+export function progressText(total: number | undefined, meter: ProgressMeter): string {
   const done = meter.bytesDone;
   const percent = total ? ` (${Math.floor((done / total) * 100)}%)` : '';
   const rate = meter.rate();

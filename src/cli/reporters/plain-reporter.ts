@@ -1,32 +1,44 @@
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { describeTransfer, ProgressMeter, progressText, resultLine } from './format.js';
+import { ProgressMeter, resultLine } from './format.js';
+import { JobProgress } from './job-progress.js';
 import type { Reporter, ReporterStreams } from './reporter.js';
 
-/** Plain lines for logs (CI): progress at most every `intervalMs` on stderr, results on stdout. */
+/**
+ * Plain lines for logs (CI): the job's progress at most every `intervalMs` on stderr, one result
+ * line per transfer on stdout, warnings and errors on stderr. No control characters.
+ */
 export class PlainReporter implements Reporter {
-  private meter = new ProgressMeter();
-  private lastLine = 0;
+  private readonly job: JobProgress;
+  private lastLine: number;
 
   constructor(
     private readonly streams: ReporterStreams,
     private readonly options: { progress: boolean; results: boolean; intervalMs?: number },
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    this.job = new JobProgress(new ProgressMeter(3000, now));
+    this.lastLine = now();
+  }
 
-  onQueued(_transfer: TransferInfo): void {
-    this.meter = new ProgressMeter();
-    this.lastLine = this.now();
+  onQueued(transfer: TransferInfo): void {
+    this.job.onQueued(transfer);
   }
 
   onProgress(progress: TransferProgress): void {
-    this.meter.add(progress.bytesDelta);
+    this.job.onProgress(progress);
     if (!this.options.progress || this.now() - this.lastLine < (this.options.intervalMs ?? 5000)) return;
     this.lastLine = this.now();
-    this.streams.stderr.write(`${describeTransfer(progress.transfer)}  ${progressText(progress.transfer, this.meter)}\n`);
+    this.streams.stderr.write(`${this.job.text()}\n`);
   }
 
   onDone(result: TransferResult): void {
+    this.job.onDone(result);
     if (this.options.results) this.streams.stdout.write(`${resultLine(result)}\n`);
+    for (const warning of result.warnings ?? []) this.streams.stderr.write(`s3xfer: warning: ${warning}\n`);
+  }
+
+  onFailed(): void {
+    this.job.onFailed();
   }
 
   error(message: string, details: { stack?: string }): void {

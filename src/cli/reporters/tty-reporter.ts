@@ -1,12 +1,16 @@
 import ora, { type Ora } from 'ora';
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { describeTransfer, ProgressMeter, progressText, resultLine } from './format.js';
+import { resultLine } from './format.js';
+import { JobProgress } from './job-progress.js';
 import type { Reporter, ReporterStreams } from './reporter.js';
 
-/** A terminal: an ora spinner on stderr with bytes, percent, rate and ETA; results on stdout. */
+/**
+ * A terminal: one ora spinner on stderr for the whole job (one transfer: its bytes, percent, rate
+ * and ETA; many: files done of those known so far, and the same for bytes), result lines on stdout.
+ */
 export class TtyReporter implements Reporter {
   private spinner: Ora | undefined;
-  private meter = new ProgressMeter();
+  private readonly job = new JobProgress();
   private lastRender = 0;
 
   constructor(
@@ -15,26 +19,29 @@ export class TtyReporter implements Reporter {
   ) {}
 
   onQueued(transfer: TransferInfo): void {
-    this.meter = new ProgressMeter();
+    this.job.onQueued(transfer);
     if (!this.showProgress) return;
-    this.spinner = ora({ stream: this.streams.stderr as NodeJS.WritableStream, discardStdin: false, text: this.text(transfer) }).start();
+    this.spinner ??= ora({ stream: this.streams.stderr as NodeJS.WritableStream, discardStdin: false }).start();
+    this.render(true);
   }
 
   onProgress(progress: TransferProgress): void {
-    this.meter.add(progress.bytesDelta);
-    const now = performance.now();
-    if (!this.spinner || now - this.lastRender < 100) return;
-    this.lastRender = now;
-    this.spinner.text = this.text(progress.transfer);
+    this.job.onProgress(progress);
+    this.render(false);
   }
 
   onDone(result: TransferResult): void {
-    this.stopSpinner();
+    this.job.onDone(result);
+    // Lines printed above the spinner: clear it, print, let the next render redraw it.
+    this.spinner?.clear();
     this.streams.stdout.write(`${resultLine(result)}\n`);
+    for (const warning of result.warnings ?? []) this.streams.stderr.write(`s3xfer: warning: ${warning}\n`);
+    this.render(true);
   }
 
   onFailed(): void {
-    this.stopSpinner();
+    this.job.onFailed();
+    this.render(true);
   }
 
   error(message: string, details: { stack?: string }): void {
@@ -46,8 +53,11 @@ export class TtyReporter implements Reporter {
     this.stopSpinner();
   }
 
-  private text(transfer: TransferInfo): string {
-    return `${describeTransfer(transfer)}  ${progressText(transfer, this.meter)}`;
+  private render(force: boolean): void {
+    const now = performance.now();
+    if (!this.spinner || (!force && now - this.lastRender < 100)) return;
+    this.lastRender = now;
+    this.spinner.text = this.job.text();
   }
 
   private stopSpinner(): void {

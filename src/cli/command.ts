@@ -1,0 +1,31 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Argv } from 'yargs';
+import type { TransferConfig } from '../config.js';
+import type { Reporter, ReporterStreams } from './reporters/reporter.js';
+
+/** What every command gets from `main`: the parsed config, a client on demand, a reporter, Ctrl-C. */
+export interface CommandContext {
+  /** The transfer config from the global flags, already validated. */
+  config: TransferConfig;
+  /** Builds the S3 client from the global flags and environment (once; loads the SDK lazily). */
+  client(): Promise<S3Client>;
+  /** Renders the command's events and results. */
+  reporter: Reporter;
+  /** Aborted by SIGINT/SIGTERM. */
+  abortSignal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+  streams: ReporterStreams;
+}
+
+/**
+ * One CLI command: its yargs shape and the function that runs it. Commands import the library
+ * lazily inside `run`, so that `--help` does not load the SDK.
+ */
+export interface CliCommand {
+  /** The yargs command string, e.g. `cp <source> <destination>`. */
+  command: string;
+  describe: string;
+  builder: (yargs: Argv) => Argv;
+  /** Runs the command; throws a typed error that `main` turns into an exit code. */
+  run(args: Record<string, unknown>, context: CommandContext): Promise<void>;
+}

@@ -1,0 +1,92 @@
+import { UsageError } from '../../errors.js';
+import { type Location, parseLocation, uploadKey } from '../../location.js';
+import type { CliCommand, CommandContext } from '../command.js';
+import { givenUploadFlags, type UploadArgs, uploadExtraArgsFrom, withUploadOptions } from '../options.js';
+
+/** Which way a command may move bytes: `cp` decides from its operands. */
+type Expected = 'upload' | 'download' | 'either';
+
+interface TransferArgs extends UploadArgs {
+  source: string;
+  destination?: string;
+}
+
+/**
+ * `cp SRC DST`, `upload FILE s3://…`, `download s3://… [FILE]`: works out the direction from
+ * which operand is an `s3://` URL and runs one transfer.
+ */
+async function runTransfer(args: TransferArgs, expected: Expected, context: CommandContext): Promise<void> {
+  const source = args.source;
+  const destination = args.destination ?? '.';
+  // yargs turns a lone "-" into "": both mean no file name here.
+  if ([source, destination].some((operand) => operand === '' || operand === '-')) {
+    throw new UsageError('no file name given: streaming through stdin/stdout ("-") is not supported yet', 'Unsupported');
+  }
+  const from = parseLocation(source);
+  const to = parseLocation(destination);
+  const direction = directionOf(from, to, source, destination);
+  if (expected !== 'either' && expected !== direction) {
+    throw new UsageError(
+      expected === 'upload'
+        ? `upload takes a local FILE and an s3://bucket/key destination (got "${source}" "${destination}")`
+        : `download takes an s3://bucket/key source and a local FILE (got "${source}" "${destination}")`,
+      'WrongDirection',
+    );
+  }
+  const uploadFlags = givenUploadFlags(args);
+  if (direction === 'download' && uploadFlags.length > 0) {
+    throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
+  }
+  const extraArgs = uploadExtraArgsFrom(args);
+  const { TransferManager } = await import('../../engine/transfer-manager.js');
+  const manager = new TransferManager(await context.client(), {
+    config: context.config,
+    subscribers: [context.reporter],
+    abortSignal: context.abortSignal,
+  });
+  if (from.kind === 'local' && to.kind === 's3') {
+    await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs });
+  } else if (from.kind === 's3' && to.kind === 'local') {
+    await manager.download(from.bucket, from.key, to.path);
+  }
+}
+
+function directionOf(from: Location, to: Location, source: string, destination: string): 'upload' | 'download' {
+  if (from.kind === 'local' && to.kind === 's3') return 'upload';
+  if (from.kind === 's3' && to.kind === 'local') return 'download';
+  if (from.kind === 's3')
+    throw new UsageError(`copying from S3 to S3 ("${source}" → "${destination}") is not supported yet`, 'Unsupported');
+  throw new UsageError(`one of "${source}" and "${destination}" must be an s3://bucket/key URL`, 'NoS3Url');
+}
+
+const operands = (yargs: Parameters<CliCommand['builder']>[0], destinationRequired: boolean) =>
+  withUploadOptions(
+    yargs
+      .positional('source', { type: 'string', demandOption: true })
+      .positional('destination', { type: 'string', demandOption: destinationRequired }),
+  );
+
+/** `s3xfer cp SRC DST` */
+export const cpCommand: CliCommand = {
+  command: 'cp <source> <destination>',
+  describe: 'Copy a local file to s3://bucket/key, or an object to a local file',
+  builder: (yargs) => operands(yargs, true),
+  run: (args, context) => runTransfer(args as unknown as TransferArgs, 'either', context),
+};
+
+/** `s3xfer upload FILE s3://bucket/key` */
+export const uploadCommand: CliCommand = {
+  command: 'upload <source> <destination>',
+  describe: 'Upload FILE to s3://bucket/key (or s3://bucket/prefix/)',
+  builder: (yargs) => operands(yargs, true),
+  run: (args, context) => runTransfer(args as unknown as TransferArgs, 'upload', context),
+};
+
+/** `s3xfer download s3://bucket/key [FILE]` */
+export const downloadCommand: CliCommand = {
+  command: 'download <source> [destination]',
+  describe: "Download s3://bucket/key to FILE (default: the key's name in the current directory)",
+  // Upload flags are accepted here only to be refused with a clear message.
+  builder: (yargs) => operands(yargs, false),
+  run: (args, context) => runTransfer(args as unknown as TransferArgs, 'download', context),
+};
