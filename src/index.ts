@@ -17,6 +17,17 @@ export {
   S3_LIMITS,
   type TransferConfig,
 } from './config.js';
+export { type RemoveOptions, removeObjects } from './directory/remove-objects.js';
+export {
+  copyTree,
+  type PlannedChange,
+  type SkippedItem,
+  type SyncTreeOptions,
+  syncTree,
+  type TreeEvents,
+  type TreeOptions,
+  type TreeSummary,
+} from './directory/tree-jobs.js';
 export type { ByteRange, PartPlan } from './engine/part-plan.js';
 export { planParts } from './engine/part-plan.js';
 export type { TransferOptions } from './engine/transfer-context.js';
@@ -43,5 +54,6 @@ export type { Direction, TransferInfo, TransferProgress, TransferResult, Transfe
 export { type DownloadOptions, downloadFile, type UploadOptions, uploadFile } from './file-transfers.js';
 export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3Url, type S3Location } from './location.js';
 export { type Environment, type ProxyOption, proxyForUrl, resolveCaBundle } from './network.js';
+export * from './storage/index.js';
 export type { DownloadExtraArgs, KnownObject } from './transfer/download.js';
 export { PART_SIZE_METADATA, type UploadExtraArgs, type UploadedPart } from './transfer/upload.js';

@@ -15,6 +15,8 @@ export interface CommandContext {
   abortSignal: AbortSignal;
   env: NodeJS.ProcessEnv;
   streams: ReporterStreams;
+  /** The raw arguments (for flags whose relative order matters: --include/--exclude). */
+  argv: string[];
 }
 
 /**
@@ -26,6 +28,9 @@ export interface CliCommand {
   command: string;
   describe: string;
   builder: (yargs: Argv) => Argv;
-  /** Runs the command; throws a typed error that `main` turns into an exit code. */
-  run(args: Record<string, unknown>, context: CommandContext): Promise<void>;
+  /**
+   * Runs the command. Resolves to an exit code for outcomes that are not one error (1: some
+   * transfers failed, 2: some files skipped), or throws a typed error that `main` maps.
+   */
+  run(args: Record<string, unknown>, context: CommandContext): Promise<number | undefined>;
 }

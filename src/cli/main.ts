@@ -7,6 +7,9 @@ import { resolveTransferConfig } from '../config.js';
 import { S3xferError, UsageError } from '../errors.js';
 import type { CliCommand, CommandContext } from './command.js';
 import { cpCommand, downloadCommand, uploadCommand } from './commands/cp.js';
+import { lsCommand } from './commands/ls.js';
+import { rmCommand } from './commands/rm.js';
+import { syncCommand } from './commands/sync.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
@@ -19,7 +22,7 @@ const version =
     : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /** Every command, one module each under commands/. */
-const COMMANDS: CliCommand[] = [cpCommand, uploadCommand, downloadCommand];
+const COMMANDS: CliCommand[] = [cpCommand, syncCommand, lsCommand, rmCommand, uploadCommand, downloadCommand];
 
 /**
  * The CLI entry: wires yargs, signals and exit codes, and gives each command its context. The
@@ -43,6 +46,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   process.on('SIGTERM', onSignal);
 
   let reporter: Reporter | undefined;
+  let exitCode: number = EXIT.ok;
   let debug = argv.includes('--debug');
   let json = argv.includes('--json');
   try {
@@ -61,6 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         abortSignal: abort.signal,
         env,
         streams,
+        argv,
         client: () => {
           client ??= (async () => {
             const { createS3Client } = await import('../client.js');
@@ -71,7 +76,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
           return client;
         },
       };
-      await command.run(args, context);
+      exitCode = (await command.run(args, context)) ?? EXIT.ok;
     };
     let cli = withGlobalOptions(yargs(argv))
       .scriptName('s3xfer')
@@ -88,7 +93,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       )
       // A repeated flag takes its last value (yargs would otherwise pass an array along).
       .parserConfiguration({ 'duplicate-arguments-array': false })
-      .demandCommand(1, 'give a command: cp, upload or download')
+      .demandCommand(1, 'give a command: cp, sync, ls, rm, upload or download')
       .strict()
       .version(version)
       .help()
@@ -102,7 +107,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         );
       })
       .parseAsync();
-    return EXIT.ok;
+    return exitCode;
   } catch (error) {
     const failure =
       error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });

@@ -38,10 +38,51 @@ const UPLOAD_OPTIONS = {
   acl: { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' },
 } as const satisfies Record<string, Options>;
 
+/** Flags of the directory commands (cp --recursive, sync, rm --recursive). */
+export const TREE_OPTIONS = {
+  include: { type: 'string', array: true, describe: 'Include paths matching this glob (after an --exclude; the last match wins)' },
+  exclude: { type: 'string', array: true, describe: 'Exclude paths matching this glob (relative to the source directory or prefix)' },
+  dryrun: { type: 'boolean', default: false, describe: 'Show what would be done, change nothing' },
+  'follow-symlinks': { type: 'boolean', default: true, describe: 'Follow symlinks in local trees (--no-follow-symlinks: skip them)' },
+} as const satisfies Record<string, Options>;
+
+/** Adds the directory-command flags. */
+export function withTreeOptions<T>(yargs: Argv<T>) {
+  return yargs.options(TREE_OPTIONS);
+}
+
+/**
+ * `--exclude`/`--include` rules in the order given on the command line (yargs keeps two separate
+ * arrays; the aws CLI applies filters in order, the last match winning).
+ */
+export function filterRulesFrom(argv: string[]): Array<{ type: 'include' | 'exclude'; pattern: string }> {
+  const rules: Array<{ type: 'include' | 'exclude'; pattern: string }> = [];
+  const end = argv.indexOf('--');
+  const tokens = end === -1 ? argv : argv.slice(0, end);
+  for (let i = 0; i < tokens.length; i++) {
+    const match = /^--(include|exclude)(?:=(.*))?$/s.exec(tokens[i]!);
+    if (!match) continue;
+    const pattern = match[2] ?? tokens[++i];
+    if (pattern === undefined) throw new UsageError(`--${match[1]} needs a pattern`, 'BadUsage');
+    rules.push({ type: match[1] as 'include' | 'exclude', pattern });
+  }
+  return rules;
+}
+
 /** Adds the global flags. */
 export function withGlobalOptions<T>(yargs: Argv<T>) {
   return yargs.options(GLOBAL_OPTIONS);
 }
+
+/** Flags of single commands (named here so that unknown flags are reported as typed). */
+export const COMMAND_FLAGS = {
+  recursive: { alias: 'r', type: 'boolean' },
+  delete: { type: 'boolean' },
+  'size-only': { type: 'boolean' },
+  'exact-timestamps': { type: 'boolean' },
+  'human-readable': { type: 'boolean' },
+  summarize: { type: 'boolean' },
+} as const satisfies Record<string, Options>;
 
 /** Adds the upload flags. */
 export function withUploadOptions<T>(yargs: Argv<T>) {
@@ -56,6 +97,8 @@ export function unknownFlags(argv: string[]): string[] {
   const all: Record<string, Options> = {
     ...GLOBAL_OPTIONS,
     ...UPLOAD_OPTIONS,
+    ...TREE_OPTIONS,
+    ...COMMAND_FLAGS,
     help: { alias: 'h', type: 'boolean' },
     version: { type: 'boolean' },
   };

@@ -82,6 +82,7 @@ export class TransferManager {
   private readonly controller = new AbortController();
   private readonly engine: EngineParts;
   private readonly admission: LimitFunction;
+  private readonly maxActive: number;
   private readonly failurePolicy: FailurePolicy;
   private readonly running = new Set<Promise<unknown>>();
   private readonly summary: TransferSummary = { succeeded: 0, bytes: 0, failed: [] };
@@ -94,7 +95,8 @@ export class TransferManager {
     this.pool = new RequestPool(this.config.concurrency);
     this.budget = new MemoryBudget(this.config.memoryBudget);
     this.failurePolicy = options.failurePolicy ?? 'continue';
-    this.admission = pLimit(options.maxActiveTransfers ?? Math.max(16, this.config.concurrency * 2));
+    this.maxActive = options.maxActiveTransfers ?? Math.max(16, this.config.concurrency * 2);
+    this.admission = pLimit(this.maxActive);
     const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.controller.signal]) : this.controller.signal;
     // Every request in flight listens to it.
     setMaxListeners(0, signal);
@@ -121,6 +123,15 @@ export class TransferManager {
   /** The signal every transfer of this manager follows. */
   get signal(): AbortSignal {
     return this.engine.signal;
+  }
+
+  /**
+   * Resolves once fewer than `limit` transfers are queued or running: a listing that submits
+   * transfers as it goes awaits this, so a million keys never become a million pending promises.
+   * Default: four times the transfers under way at once.
+   */
+  async ready(limit = this.maxActive * 4): Promise<void> {
+    while (this.running.size >= limit) await Promise.race(this.running);
   }
 
   /** Waits for every transfer submitted so far (and any submitted meanwhile); never rejects. */

@@ -1,7 +1,8 @@
 import { UsageError } from '../../errors.js';
 import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { CliCommand, CommandContext } from '../command.js';
-import { givenUploadFlags, type UploadArgs, uploadExtraArgsFrom, withUploadOptions } from '../options.js';
+import { filterRulesFrom, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
+import { finishTree, treeEvents, treeManager } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -9,15 +10,24 @@ type Expected = 'upload' | 'download' | 'either';
 interface TransferArgs extends UploadArgs {
   source: string;
   destination?: string;
+  recursive?: boolean;
+  dryrun?: boolean;
+  followSymlinks?: boolean;
+  include?: string[];
+  exclude?: string[];
 }
 
 /**
  * `cp SRC DST`, `upload FILE s3://…`, `download s3://… [FILE]`: works out the direction from
  * which operand is an `s3://` URL and runs one transfer.
  */
-async function runTransfer(args: TransferArgs, expected: Expected, context: CommandContext): Promise<void> {
+async function runTransfer(args: TransferArgs, expected: Expected, context: CommandContext): Promise<number | undefined> {
   const source = args.source;
   const destination = args.destination ?? '.';
+  if (args.recursive) return copyRecursive(args, context);
+  if (args.include || args.exclude || args.dryrun) {
+    throw new UsageError('--include, --exclude and --dryrun go with --recursive (or sync)', 'BadUsage');
+  }
   // yargs turns a lone "-" into "": both mean no file name here.
   if ([source, destination].some((operand) => operand === '' || operand === '-')) {
     throw new UsageError('no file name given: streaming through stdin/stdout ("-") is not supported yet', 'Unsupported');
@@ -49,6 +59,22 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
   } else if (from.kind === 's3' && to.kind === 'local') {
     await manager.download(from.bucket, from.key, to.path);
   }
+  return undefined;
+}
+
+/** `cp --recursive DIR s3://bucket/prefix/` or `cp --recursive s3://bucket/prefix/ DIR`. */
+async function copyRecursive(args: TransferArgs, context: CommandContext): Promise<number> {
+  const { copyTree } = await import('../../directory/tree-jobs.js');
+  const manager = await treeManager(context);
+  const dryRun = args.dryrun ?? false;
+  const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), {
+    filters: filterRulesFrom(context.argv),
+    followSymlinks: args.followSymlinks,
+    dryRun,
+    extraArgs: uploadExtraArgsFrom(args),
+    events: treeEvents(context.reporter, dryRun),
+  });
+  return finishTree(manager, context.reporter, job);
 }
 
 function directionOf(from: Location, to: Location, source: string, destination: string): 'upload' | 'download' {
@@ -60,16 +86,23 @@ function directionOf(from: Location, to: Location, source: string, destination: 
 }
 
 const operands = (yargs: Parameters<CliCommand['builder']>[0], destinationRequired: boolean) =>
-  withUploadOptions(
-    yargs
-      .positional('source', { type: 'string', demandOption: true })
-      .positional('destination', { type: 'string', demandOption: destinationRequired }),
+  withTreeOptions(
+    withUploadOptions(
+      yargs
+        .positional('source', { type: 'string', demandOption: true })
+        .positional('destination', { type: 'string', demandOption: destinationRequired })
+        .option('recursive', {
+          alias: 'r',
+          type: 'boolean',
+          describe: 'Copy every file under a directory, or every object under a prefix',
+        }),
+    ),
   );
 
 /** `s3xfer cp SRC DST` */
 export const cpCommand: CliCommand = {
   command: 'cp <source> <destination>',
-  describe: 'Copy a local file to s3://bucket/key, or an object to a local file',
+  describe: 'Copy a file to s3://bucket/key or an object to a file; with --recursive, a directory to a prefix or back',
   builder: (yargs) => operands(yargs, true),
   run: (args, context) => runTransfer(args as unknown as TransferArgs, 'either', context),
 };

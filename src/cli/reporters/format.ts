@@ -49,3 +49,27 @@ export class ProgressMeter {
     return seconds > 0 ? (last.bytes - first.bytes) / seconds : 0;
   }
 }
+
+/** `12 files, 1.0 GiB in 5.2 s (196.9 MiB/s); 3 unchanged, 2 skipped, 1 failed, 4 deleted` */
+export function summaryLine(s: {
+  transferred: number;
+  bytes: number;
+  seconds: number;
+  failed: number;
+  skipped: number;
+  deleted: number;
+  deleteFailed: number;
+  unchanged: number;
+}): string {
+  const rate = s.seconds > 0 && s.bytes > 0 ? ` (${formatBytes(Math.round(s.bytes / s.seconds))}/s)` : '';
+  const extras = [
+    s.unchanged ? `${s.unchanged} unchanged` : '',
+    s.skipped ? `${s.skipped} skipped` : '',
+    s.failed ? `${s.failed} failed` : '',
+    s.deleted ? `${s.deleted} deleted` : '',
+    s.deleteFailed ? `${s.deleteFailed} not deleted` : '',
+  ].filter(Boolean);
+  const files = `${s.transferred} file${s.transferred === 1 ? '' : 's'}, ${formatBytes(s.bytes)}`;
+  const moved = s.transferred === 0 && extras.length > 0 ? 'nothing transferred' : files;
+  return `${moved} in ${s.seconds.toFixed(1)} s${rate}${extras.length ? `; ${extras.join(', ')}` : ''}`;
+}

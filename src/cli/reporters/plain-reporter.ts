@@ -1,7 +1,7 @@
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { ProgressMeter, resultLine } from './format.js';
+import { ProgressMeter, resultLine, summaryLine } from './format.js';
 import { JobProgress } from './job-progress.js';
-import type { Reporter, ReporterStreams } from './reporter.js';
+import type { JobSummaryView, OutputRecord, Reporter, ReporterStreams } from './reporter.js';
 
 /**
  * Plain lines for logs (CI): the job's progress at most every `intervalMs` on stderr, one result
@@ -39,6 +39,22 @@ export class PlainReporter implements Reporter {
 
   onFailed(): void {
     this.job.onFailed();
+  }
+
+  output(record: OutputRecord): void {
+    if (this.options.results) this.streams.stdout.write(`${record.text}\n`);
+  }
+
+  warn(message: string): void {
+    this.streams.stderr.write(`s3xfer: warning: ${message}\n`);
+  }
+
+  failure(message: string): void {
+    this.streams.stderr.write(`s3xfer: error: ${message}\n`);
+  }
+
+  summary(summary: JobSummaryView): void {
+    if (this.options.results) this.streams.stderr.write(`${summaryLine(summary)}\n`);
   }
 
   error(message: string, details: { stack?: string }): void {

@@ -1,8 +1,39 @@
 import type { Writable } from 'node:stream';
 import type { TransferSubscriber } from '../../events.js';
 
-/** How the CLI shows transfers: a subscriber plus the command's final error, if any. */
+/** A record a command prints as its result: a listed object, a planned change, a deletion. */
+export interface OutputRecord {
+  /** The line people read (stdout). */
+  text: string;
+  /** The same as one JSON object (`--json`). */
+  json: Record<string, unknown>;
+}
+
+/** The end of a job of many transfers. */
+export interface JobSummaryView {
+  transferred: number;
+  bytes: number;
+  failed: number;
+  skipped: number;
+  deleted: number;
+  deleteFailed: number;
+  unchanged: number;
+  seconds: number;
+}
+
+/**
+ * How the CLI shows what happens: a transfer subscriber, plus result records, warnings, failures
+ * of single items in a job, a job summary and the error that ends the command.
+ */
 export interface Reporter extends TransferSubscriber {
+  /** A result record: text on stdout, or one JSON object per line with --json. */
+  output(record: OutputRecord): void;
+  /** Something skipped or odd, the job goes on (stderr; a JSON record with --json). */
+  warn(message: string, record?: Record<string, unknown>): void;
+  /** One item of a job failed, the job goes on (stderr; a JSON record with --json). */
+  failure(message: string, record?: Record<string, unknown>): void;
+  /** The last word of a job of many transfers. */
+  summary(summary: JobSummaryView): void;
   /** Reports the error that ends the command (one line, or a JSON object). */
   error(message: string, details: { code: string; exitCode: number; stack?: string }): void;
   /** Stops spinners and timers. */

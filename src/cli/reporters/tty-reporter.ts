@@ -1,8 +1,8 @@
 import ora, { type Ora } from 'ora';
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { resultLine } from './format.js';
+import { resultLine, summaryLine } from './format.js';
 import { JobProgress } from './job-progress.js';
-import type { Reporter, ReporterStreams } from './reporter.js';
+import type { JobSummaryView, OutputRecord, Reporter, ReporterStreams } from './reporter.js';
 
 /**
  * A terminal: one ora spinner on stderr for the whole job (one transfer: its bytes, percent, rate
@@ -16,6 +16,7 @@ export class TtyReporter implements Reporter {
   constructor(
     private readonly streams: ReporterStreams,
     private readonly showProgress: boolean,
+    private readonly results = true,
   ) {}
 
   onQueued(transfer: TransferInfo): void {
@@ -42,6 +43,29 @@ export class TtyReporter implements Reporter {
   onFailed(): void {
     this.job.onFailed();
     this.render(true);
+  }
+
+  output(record: OutputRecord): void {
+    this.spinner?.clear();
+    if (this.results) this.streams.stdout.write(`${record.text}\n`);
+    this.render(true);
+  }
+
+  warn(message: string): void {
+    this.spinner?.clear();
+    this.streams.stderr.write(`s3xfer: warning: ${message}\n`);
+    this.render(true);
+  }
+
+  failure(message: string): void {
+    this.spinner?.clear();
+    this.streams.stderr.write(`s3xfer: error: ${message}\n`);
+    this.render(true);
+  }
+
+  summary(summary: JobSummaryView): void {
+    this.spinner?.clear();
+    if (this.results) this.streams.stderr.write(`${summaryLine(summary)}\n`);
   }
 
   error(message: string, details: { stack?: string }): void {

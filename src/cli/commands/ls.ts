@@ -1,0 +1,82 @@
+import { formatBytes } from '../../config.js';
+import { parseS3Url } from '../../location.js';
+import type { CliCommand } from '../command.js';
+
+interface LsArgs {
+  path?: string;
+  recursive?: boolean;
+  humanReadable?: boolean;
+  summarize?: boolean;
+}
+
+/** `2024-01-31 12:00:00`, local time, as the aws CLI prints it. */
+function timestamp(ms: number | undefined): string {
+  if (ms === undefined) return ''.padEnd(19);
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/**
+ * `s3xfer ls`: buckets; `ls s3://bucket[/prefix]`: objects and common prefixes under the prefix
+ * (names relative to its last `/`), or with `--recursive` every key. Same columns as `aws s3 ls`.
+ */
+export const lsCommand: CliCommand = {
+  command: 'ls [path]',
+  describe: 'List buckets, or the objects and prefixes under s3://bucket/prefix',
+  builder: (yargs) =>
+    yargs
+      .positional('path', { type: 'string', describe: 's3://bucket[/prefix]' })
+      .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Every key under the prefix, not one level' })
+      .option('human-readable', { type: 'boolean', default: false, describe: 'Sizes as KiB, MiB, GiB' })
+      .option('summarize', { type: 'boolean', default: false, describe: 'Print the number of objects and their total size' }),
+  async run(raw, context) {
+    const args = raw as unknown as LsArgs;
+    const { reporter } = context;
+    const { listBuckets, listS3 } = await import('../../storage/s3-listing.js');
+    const client = await context.client();
+    if (!args.path) {
+      for (const bucket of await listBuckets(client, { signal: context.abortSignal })) {
+        reporter.output({
+          text: `${timestamp(bucket.createdMs)} ${bucket.name}`,
+          json: {
+            operation: 'ls',
+            bucket: bucket.name,
+            ...(bucket.createdMs ? { created: new Date(bucket.createdMs).toISOString() } : {}),
+          },
+        });
+      }
+      return undefined;
+    }
+    const location = parseS3Url(args.path);
+    const size = (bytes: number) => (args.humanReadable ? formatBytes(bytes) : String(bytes)).padStart(10);
+    // Names are shown relative to the prefix's last '/', as the aws CLI does (`ls s3://b/ph` shows `photos/`).
+    const shownFrom = args.recursive ? 0 : location.key.lastIndexOf('/') + 1;
+    let objects = 0;
+    let bytes = 0;
+    const listing = listS3(client, location.bucket, location.key, {
+      signal: context.abortSignal,
+      ...(args.recursive ? {} : { delimiter: '/' }),
+    });
+    for await (const entry of listing) {
+      const key = entry.s3!.key;
+      if (entry.kind === 'prefix') {
+        reporter.output({ text: `${''.padStart(27)}PRE ${key.slice(shownFrom)}`, json: { operation: 'ls', prefix: key } });
+        continue;
+      }
+      objects++;
+      bytes += entry.size;
+      reporter.output({
+        text: `${timestamp(entry.mtimeMs)} ${size(entry.size)} ${key.slice(shownFrom)}`,
+        json: { operation: 'ls', key, size: entry.size, lastModified: new Date(entry.mtimeMs).toISOString(), etag: entry.etag },
+      });
+    }
+    if (args.summarize) {
+      reporter.output({
+        text: `\nTotal Objects: ${objects}\n   Total Size: ${args.humanReadable ? formatBytes(bytes) : bytes}`,
+        json: { operation: 'summary', objects, bytes },
+      });
+    }
+    return undefined;
+  },
+};

@@ -1,0 +1,66 @@
+import type { TreeEvents, TreeSummary } from '../../directory/tree-jobs.js';
+import type { TransferManager } from '../../engine/transfer-manager.js';
+import type { CommandContext } from '../command.js';
+import { EXIT } from '../exit-codes.js';
+import { describeTransfer } from '../reporters/format.js';
+import type { Reporter } from '../reporters/reporter.js';
+
+/** What cp --recursive, sync and rm share: a manager whose failures are printed as they happen. */
+export async function treeManager(context: CommandContext): Promise<TransferManager> {
+  const { TransferManager } = await import('../../engine/transfer-manager.js');
+  const { reporter } = context;
+  return new TransferManager(await context.client(), {
+    config: context.config,
+    abortSignal: context.abortSignal,
+    subscribers: [
+      reporter,
+      {
+        onFailed: (transfer, error) =>
+          reporter.failure(`${describeTransfer(transfer)}: ${error.message}`, {
+            operation: transfer.direction,
+            source: transfer.source,
+            destination: transfer.destination,
+            code: error instanceof Error && 'code' in error ? (error as { code: string }).code : 'Error',
+          }),
+      },
+    ],
+  });
+}
+
+/** Job events rendered by the reporter: skips as warnings, planned changes and deletes as records. */
+export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
+  return {
+    onSkip: (item) =>
+      reporter.warn(`skipped ${item.path}: ${item.reason}`, { operation: 'skip', source: item.path, code: item.code, reason: item.reason }),
+    onPlanned: (change) =>
+      reporter.output({
+        text: `${dryRun ? '(dryrun) ' : ''}${change.action}: ${change.source ? `${change.source} → ` : ''}${change.destination}`,
+        json: {
+          operation: change.action,
+          dryrun: dryRun,
+          ...(change.source ? { source: change.source } : {}),
+          destination: change.destination,
+          success: true,
+        },
+      }),
+    onDeleteFailed: (target, error) =>
+      reporter.failure(`delete ${target}: ${error.message}`, { operation: 'delete', destination: target, code: error.code }),
+  };
+}
+
+/**
+ * Runs a job to its end even when it throws (Ctrl-C, a listing error): every transfer already
+ * submitted finishes or cleans up before the command exits. Then the aws CLI's exit codes: 1 when
+ * anything failed, 2 when something was skipped, else 0.
+ */
+export async function finishTree(manager: TransferManager, reporter: Reporter, job: Promise<TreeSummary>): Promise<number> {
+  let summary: TreeSummary;
+  try {
+    summary = await job;
+  } finally {
+    await manager.drain();
+  }
+  reporter.summary({ ...summary, failed: summary.failed.length });
+  if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
+  return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
+}

@@ -1,0 +1,79 @@
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { S3ServiceError, type S3xferError } from '../errors.js';
+import { formatS3Url } from '../location.js';
+import { deleteObjects } from '../storage/delete-objects.js';
+import { createFilter, type FilterRule } from '../storage/filters.js';
+import { listS3 } from '../storage/s3-listing.js';
+import { toS3xferError } from '../transfer/error-mapping.js';
+
+/** Options of {@link removeObjects}. */
+export interface RemoveOptions {
+  /** Delete every object under `key` taken as a prefix. Default false: `key` is one object. */
+  recursive?: boolean;
+  /** `--exclude`/`--include` rules (recursive only), matched against keys relative to the prefix. */
+  filters?: FilterRule[];
+  /** Report what would be deleted (`onDeleted`) and delete nothing. Default false. */
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  /** Called per key deleted (or, with `dryRun`, that would be). */
+  onDeleted?: (key: string) => void;
+  /** Called per key the store refused; the others are still deleted. */
+  onError?: (key: string, error: S3xferError) => void;
+}
+
+/**
+ * `rm`: deletes one object, or every object under a prefix (listed page by page, deleted in
+ * batches of 1,000 with DeleteObjects). Per-key refusals are reported through `onError`, not thrown.
+ * @throws {S3xferError} when the listing or a whole request fails (missing bucket, no access).
+ */
+export async function removeObjects(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  options: RemoveOptions = {},
+): Promise<{ deleted: number; deleteFailed: number }> {
+  if (!options.recursive) {
+    if (options.dryRun) {
+      options.onDeleted?.(key);
+      return { deleted: 0, deleteFailed: 0 };
+    }
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: options.signal });
+    } catch (error) {
+      throw toS3xferError(error, { bucket, key, operation: 'delete', destination: formatS3Url(bucket, key) });
+    }
+    options.onDeleted?.(key);
+    return { deleted: 1, deleteFailed: 0 };
+  }
+  const filter = createFilter(options.filters ?? []);
+  async function* keys(): AsyncGenerator<string> {
+    for await (const entry of listS3(client, bucket, key, { signal: options.signal })) {
+      if (entry.kind === 'file' && filter(entry.relative)) yield entry.s3!.key;
+    }
+  }
+  if (options.dryRun) {
+    let count = 0;
+    for await (const k of keys()) {
+      options.onDeleted?.(k);
+      count++;
+    }
+    return { deleted: 0, deleteFailed: 0, ...{ wouldDelete: count } };
+  }
+  const result = await deleteObjects(client, bucket, keys(), {
+    signal: options.signal,
+    onDeleted: options.onDeleted,
+    onError: (failure) =>
+      options.onError?.(
+        failure.key,
+        new S3ServiceError(
+          `${formatS3Url(bucket, failure.key)}: not deleted (${failure.code}${failure.message ? `: ${failure.message}` : ''})`,
+          failure.code,
+          {
+            operation: 'delete',
+            destination: formatS3Url(bucket, failure.key),
+          },
+        ),
+      ),
+  });
+  return { deleted: result.deleted, deleteFailed: result.failed };
+}

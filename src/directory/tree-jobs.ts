@@ -1,0 +1,362 @@
+import { mkdir, stat, unlink, utimes } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import type { TransferManager } from '../engine/transfer-manager.js';
+import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
+import { formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
+import { deleteObjects } from '../storage/delete-objects.js';
+import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
+import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
+import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.js';
+import { listLocal } from '../storage/local-listing.js';
+import { listS3 } from '../storage/s3-listing.js';
+import { compareListings, type SyncMode } from '../storage/sync-compare.js';
+import { toS3xferError } from '../transfer/error-mapping.js';
+import type { UploadExtraArgs } from '../transfer/upload.js';
+
+/** Something a directory job did not transfer, and why. */
+export interface SkippedItem {
+  /** The local path or `s3://` URL. */
+  path: string;
+  /** Stable code: `UnsafeKey`, `FileAndPrefix`, `SpecialFile`, `DirectoryLoop`, `Unreadable`, … */
+  code: string;
+  reason: string;
+}
+
+/** A change a job makes (or, with `dryRun`, would make). */
+export interface PlannedChange {
+  action: 'upload' | 'download' | 'delete' | 'mkdir';
+  source?: string;
+  destination: string;
+}
+
+/** Events of a directory job besides the transfers' own (which go to the manager's subscribers). */
+export interface TreeEvents {
+  /** A file or key was skipped (counts towards exit code 2 in the CLI). */
+  onSkip?(item: SkippedItem): void;
+  /** With `dryRun`: what would be done. Without it: deletions and directories made. */
+  onPlanned?(change: PlannedChange): void;
+  /** A delete failed; the job goes on. */
+  onDeleteFailed?(target: string, error: S3xferError): void;
+}
+
+/** Options of {@link copyTree} and {@link syncTree}. */
+export interface TreeOptions {
+  /** `--exclude`/`--include` rules in order; the last match wins. Default: everything. */
+  filters?: FilterRule[];
+  /** Follow symlinks in a local source tree (loops are detected). Default true. */
+  followSymlinks?: boolean;
+  /** Report what would be done (`onPlanned`) and change nothing. Default false. */
+  dryRun?: boolean;
+  /** Object settings for every upload. */
+  extraArgs?: UploadExtraArgs;
+  events?: TreeEvents;
+}
+
+/** Options of {@link syncTree}. */
+export interface SyncTreeOptions extends TreeOptions {
+  /** How files on both sides are compared. Default `size-and-mtime`. */
+  mode?: SyncMode;
+  /** Delete what the source lacks (`--delete`). Default false. */
+  deleteExtra?: boolean;
+}
+
+/** What a directory job did. */
+export interface TreeSummary {
+  /** Transfers that succeeded, and their bytes. */
+  transferred: number;
+  bytes: number;
+  /** Transfers that failed (the others still ran, unless the manager's policy is `stop`). */
+  failed: Array<{ source: string; destination: string; error: S3xferError }>;
+  skipped: number;
+  deleted: number;
+  deleteFailed: number;
+  /** Files found the same on both sides (sync). */
+  unchanged: number;
+  seconds: number;
+}
+
+/**
+ * `cp --recursive`: every file under a local directory to keys under an S3 prefix, or every object
+ * under a prefix to files under a directory. Transfers start while the listing goes on and share
+ * the manager's pool; a failed transfer never stops the others (unless the manager's failure policy
+ * is `stop`). Keys that would land outside the directory are skipped, never written.
+ * @throws {UsageError} for operands that are not one local directory and one S3 prefix.
+ */
+export async function copyTree(
+  manager: TransferManager,
+  source: Location,
+  destination: Location,
+  options: TreeOptions = {},
+): Promise<TreeSummary> {
+  const job = new TreeJob(manager, options);
+  if (source.kind === 'local' && destination.kind === 's3') {
+    const { root } = await job.localSource(source);
+    const prefix = await job.s3Destination(destination);
+    for await (const entry of listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })) {
+      if (entry.kind === 'skip') job.skipLocal(entry);
+      else if (job.filter(entry.relative)) await job.upload(entry, destination.bucket, prefix + entry.relative);
+    }
+  } else if (source.kind === 's3' && destination.kind === 'local') {
+    const prefix = prefixOf(source);
+    const root = await job.localDestination(destination);
+    for await (const entry of listS3(manager.client, source.bucket, prefix, { signal: manager.signal })) {
+      if (entry.kind === 'file' && job.filter(entry.relative)) await job.download(entry, root);
+    }
+  } else {
+    throw directionError(source, destination);
+  }
+  return job.finish();
+}
+
+/**
+ * `sync`: transfers what is missing at the destination or differs (size and modification time by
+ * default; see `compareListings`), and with `deleteExtra` deletes what the source lacks. The two
+ * listings are compared as one streaming sorted merge: no listing is held in memory.
+ * @throws {UsageError} for operands that are not one local directory and one S3 prefix.
+ */
+export async function syncTree(
+  manager: TransferManager,
+  source: Location,
+  destination: Location,
+  options: SyncTreeOptions = {},
+): Promise<TreeSummary> {
+  const job = new TreeJob(manager, options);
+  const compare = { mode: options.mode, deleteExtra: options.deleteExtra, filter: job.filter };
+  if (source.kind === 'local' && destination.kind === 's3') {
+    const { root } = await job.localSource(source);
+    const prefix = await job.s3Destination(destination);
+    const from = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
+    const to = listS3(manager.client, destination.bucket, prefix, { signal: manager.signal });
+    const doomed: string[] = [];
+    for await (const decision of compareListings(from, to, { ...compare, direction: 'upload' })) {
+      if (decision.action === 'copy' && decision.source) await job.upload(decision.source, destination.bucket, prefix + decision.relative);
+      else if (decision.action === 'delete' && decision.destination?.s3) doomed.push(decision.destination.s3.key);
+      else if (decision.action === 'skip-source' && decision.skipped) job.skipLocal(decision.skipped);
+      else if (decision.action === 'skip-same') job.summary.unchanged++;
+    }
+    await job.deleteKeys(destination.bucket, doomed);
+  } else if (source.kind === 's3' && destination.kind === 'local') {
+    const prefix = prefixOf(source);
+    const root = await job.localDestination(destination);
+    const from = listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
+    const to = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
+    for await (const decision of compareListings(from, to, { ...compare, direction: 'download' })) {
+      if (decision.action === 'copy' && decision.source) await job.download(decision.source, root);
+      else if (decision.action === 'delete' && decision.destination?.local) await job.deleteFile(decision.destination.local.path);
+      else if (decision.action === 'skip-same') job.summary.unchanged++;
+    }
+  } else {
+    throw directionError(source, destination);
+  }
+  return job.finish();
+}
+
+/** The prefix of an S3 location taken as a directory: `a/b` and `a/b/` both mean `a/b/`. */
+function prefixOf(location: S3Location): string {
+  return location.key === '' || location.key.endsWith('/') ? location.key : `${location.key}/`;
+}
+
+function directionError(source: Location, destination: Location): UsageError {
+  const name = (l: Location) => (l.kind === 's3' ? formatS3Url(l.bucket, l.key) : l.path);
+  return new UsageError(
+    `a directory job needs one local directory and one s3://bucket/prefix (got "${name(source)}" and "${name(destination)}")`,
+    'BadOperands',
+  );
+}
+
+/** The state one copy or sync job shares between its steps. */
+class TreeJob {
+  readonly filter: PathFilter;
+  readonly summary: TreeSummary = {
+    transferred: 0,
+    bytes: 0,
+    failed: [],
+    skipped: 0,
+    deleted: 0,
+    deleteFailed: 0,
+    unchanged: 0,
+    seconds: 0,
+  };
+  private readonly pending = new Set<Promise<void>>();
+  private readonly madeDirectories = new Set<string>();
+  private readonly conflicts = createPrefixConflictDetector();
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly manager: TransferManager,
+    private readonly options: TreeOptions,
+  ) {
+    this.filter = createFilter(options.filters ?? []);
+  }
+
+  /** Checks the local source directory first: a missing one is the caller's mistake (exit 2). */
+  async localSource(location: LocalLocation): Promise<{ root: string }> {
+    const info = await stat(location.path).catch((error: NodeJS.ErrnoException) => {
+      throw new LocalFileError(
+        `${location.path}: source directory does not exist or cannot be read (${error.code})`,
+        error.code ?? 'ENOENT',
+        {
+          operation: 'upload',
+          source: location.path,
+          isSource: true,
+        },
+      );
+    });
+    if (!info.isDirectory()) {
+      throw new LocalFileError(`${location.path}: is not a directory (drop --recursive to copy one file)`, 'ENOTDIR', {
+        source: location.path,
+        isSource: true,
+      });
+    }
+    return { root: location.path };
+  }
+
+  /** The destination prefix, after checking the bucket exists (else every file would fail alike). */
+  async s3Destination(location: S3Location): Promise<string> {
+    try {
+      await this.manager.client.send(new HeadBucketCommand({ Bucket: location.bucket }), { abortSignal: this.manager.signal });
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      // HEAD has no body: name the common case; other refusals (403) are left to the uploads.
+      if (status === 404)
+        throw toS3xferError(Object.assign(new Error(''), { name: 'NoSuchBucket', $metadata: { httpStatusCode: 404 } }), {
+          bucket: location.bucket,
+        });
+      if (status !== 403) throw toS3xferError(error, { bucket: location.bucket });
+    }
+    return prefixOf(location);
+  }
+
+  /** The destination directory, made when missing; a file in its place is refused. */
+  async localDestination(location: LocalLocation): Promise<string> {
+    const info = await stat(location.path).catch(() => undefined);
+    if (info && !info.isDirectory()) {
+      throw new UsageError(`${location.path}: is a file, but a directory is needed to receive many objects`, 'NotADirectory');
+    }
+    if (!info && !this.options.dryRun) await mkdir(location.path, { recursive: true });
+    return location.path;
+  }
+
+  skipLocal(entry: Extract<LocalListingEntry, { kind: 'skip' }>): void {
+    if (!entry.warning) return; // symlinks skipped on purpose (--no-follow-symlinks)
+    this.skip({ path: entry.path, code: entry.code, reason: entry.reason });
+  }
+
+  skip(item: SkippedItem): void {
+    this.summary.skipped++;
+    this.options.events?.onSkip?.(item);
+  }
+
+  async upload(entry: StorageEntry, bucket: string, key: string): Promise<void> {
+    const path = entry.local?.path ?? entry.relative;
+    if (this.options.dryRun) return this.plan({ action: 'upload', source: path, destination: formatS3Url(bucket, key) });
+    await this.manager.ready();
+    this.track(this.manager.upload(path, bucket, key, { extraArgs: this.options.extraArgs }), path, formatS3Url(bucket, key));
+  }
+
+  async download(entry: Extract<S3ListingEntry, { kind: 'file' }>, root: string): Promise<void> {
+    const { bucket, key } = entry.s3!;
+    const url = formatS3Url(bucket, key);
+    const conflict = this.conflicts(entry.relative);
+    if (conflict !== undefined) {
+      return this.skip({
+        path: url,
+        code: 'FileAndPrefix',
+        reason: `"${conflict}" is both an object and a prefix of "${entry.relative}": one of them cannot be a file here`,
+      });
+    }
+    const target = localPathForKey(root, entry.relative);
+    if (!target.ok) {
+      if (target.code !== 'DirectoryMarker') return this.skip({ path: url, code: target.code, reason: target.reason });
+      // A folder marker (`photos/`) makes a directory, never a file.
+      const directory = localPathForKey(root, entry.relative.replace(/\/+$/, ''));
+      if (directory.ok) await this.makeDirectory(directory.path, true);
+      return;
+    }
+    if (this.options.dryRun) return this.plan({ action: 'download', source: url, destination: target.path });
+    await this.makeDirectory(dirname(target.path), false);
+    await this.manager.ready();
+    const done = this.manager.download(bucket, key, target.path, { known: { size: entry.size, etag: entry.etag } }).then(async (result) => {
+      // The object's time becomes the file's, so that a sync back does not upload it again.
+      await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
+      return result;
+    });
+    this.track(done, url, target.path);
+  }
+
+  async deleteKeys(bucket: string, keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    if (this.options.dryRun) {
+      for (const key of keys) this.plan({ action: 'delete', destination: formatS3Url(bucket, key) });
+      return;
+    }
+    await this.settle();
+    const { onPlanned, onDeleteFailed } = this.options.events ?? {};
+    const result = await deleteObjects(this.manager.client, bucket, keys, {
+      signal: this.manager.signal,
+      onDeleted: (key) => onPlanned?.({ action: 'delete', destination: formatS3Url(bucket, key) }),
+      onError: (failure) =>
+        onDeleteFailed?.(
+          formatS3Url(bucket, failure.key),
+          toS3xferError(Object.assign(new Error(failure.message), { name: failure.code, $metadata: { httpStatusCode: 403 } }), {
+            bucket,
+            key: failure.key,
+          }),
+        ),
+    });
+    this.summary.deleted += result.deleted;
+    this.summary.deleteFailed += result.failed;
+  }
+
+  async deleteFile(path: string): Promise<void> {
+    if (this.options.dryRun) return this.plan({ action: 'delete', destination: path });
+    try {
+      await unlink(path);
+      this.summary.deleted++;
+      this.options.events?.onPlanned?.({ action: 'delete', destination: path });
+    } catch (error) {
+      this.summary.deleteFailed++;
+      this.options.events?.onDeleteFailed?.(path, toS3xferError(error, { bucket: '', operation: 'delete', destination: path }));
+    }
+  }
+
+  /** Waits for every transfer, then returns the summary. */
+  async finish(): Promise<TreeSummary> {
+    await this.settle();
+    this.summary.seconds = (performance.now() - this.started) / 1000;
+    return this.summary;
+  }
+
+  private async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  private plan(change: PlannedChange): void {
+    this.options.events?.onPlanned?.(change);
+  }
+
+  private async makeDirectory(path: string, announce: boolean): Promise<void> {
+    if (this.madeDirectories.has(path)) return;
+    this.madeDirectories.add(path);
+    if (this.options.dryRun) {
+      if (announce) this.plan({ action: 'mkdir', destination: path });
+      return;
+    }
+    await mkdir(path, { recursive: true });
+  }
+
+  private track(transfer: Promise<{ bytes: number }>, source: string, destination: string): void {
+    const settled = transfer.then(
+      (result) => {
+        this.summary.transferred++;
+        this.summary.bytes += result.bytes;
+      },
+      (error: S3xferError) => {
+        this.summary.failed.push({ source, destination, error });
+      },
+    );
+    this.pending.add(settled);
+    void settled.finally(() => this.pending.delete(settled));
+  }
+}
