@@ -1,79 +1,99 @@
 #!/usr/bin/env node
-// bench/run.mjs — `npm run bench`: one big random file (default 1 GiB) up and down against the
-// local S3 server with the s3xfer CLI and, for comparison, the aws CLI and rclone on the same
-// server; several interleaved runs; medians of MiB/s, CPU seconds and peak RSS. Plain Node ESM,
-// no build step of its own (it runs the built CLI, bin/s3xfer.js → dist/).
+// bench/run.mjs — `npm run bench`: the benchmark of record. s3xfer against the aws CLI, rclone (at
+// its defaults and tuned to 10 streams) and a single-stream curl, on the local S3 server, in the
+// same run: each transfer a fresh process, tools interleaved and rotated, medians of the runs.
+// Plain Node ESM, no build step of its own (it runs the built CLI, bin/s3xfer.js → dist/).
 //
-//   node bench/run.mjs [--size 1GiB] [--runs 5] [--no-peers] [--tools s3xfer,aws,rclone]
-//                      [--no-startup] [--startup-runs 10] [--no-warmup] [--help]
+//   node bench/run.mjs [--cases big,medium,tiny,tree-small,tree-big] [--runs 3]
+//                      [--tools s3xfer,aws,rclone,rclone-tuned,curl] [--no-peers]
+//                      [--size CASE=SIZE]... [--no-warmup] [--tmpdir DIR] [--help]
+//
+// Cases (default: all but huge):
+//   big         1 GiB file, upload and download          medium  64 MiB file, upload and download
+//   tiny        1 KiB upload: start-up + one request (at least 10 runs)
+//   tree-small  2,000 files × 8 KiB in 20 dirs, `cp --recursive` up and down (aws), `copy` (rclone)
+//   tree-big    1 GiB in 100 files (10 dirs), up and down: compare with big
+//   huge        4 GiB file up and down, s3xfer only: its peak RSS (opt-in: --cases huge)
+// s3xfer's tree cells read "n/a (not implemented)" while `s3xfer cp --help` has no --recursive
+// (or the command exits 2); the other tools still run, so the cells light up when it lands.
+//
+// Sizes: --size big=64MiB, --size medium=8MiB, --size tree-small=200x8KiB:20 (COUNTxSIZE:DIRS),
+//   --size tree-big=64MiB/100:10 (TOTAL/COUNT:DIRS); a bare --size 64MiB sets big.
 //
 // Environment (flags win):
-//   BENCH_SIZE=1GiB        size of the random file (B, KiB, MiB, GiB; K/M/G and KB/MB/GB are binary too)
-//   BENCH_RUNS=5           interleaved runs
-//   BENCH_PEERS=0          s3xfer only (no aws CLI, no rclone)
-//   BENCH_TOOLS=…          comma list out of s3xfer,aws,rclone
-//   BENCH_STARTUP=0        skip the start-up measurements (--version, 1 KiB upload)
-//   BENCH_STARTUP_RUNS=10  runs per start-up command
-//   BENCH_WARMUP=0         skip the unrecorded 64 MiB warm-up round
-//   BENCH_TMPDIR=/path     where the file and the downloads go (default: the OS temp dir)
+//   BENCH_CASES=…  BENCH_RUNS=3  BENCH_TOOLS=…  BENCH_PEERS=0 (s3xfer only)  BENCH_WARMUP=0
+//   BENCH_SIZES=big=64MiB,medium=8MiB   BENCH_SIZE=64MiB (big's size)   BENCH_TMPDIR=/path
+//   BENCH_RCLONE_TUNED='--multi-thread-streams 10 --transfers 10' (rclone-tuned's flags)
 //   S3_ENDPOINT + AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_REGION]: use that server
-//                          instead of starting scripts/s3-server.sh (then no `gc` between runs)
+//     instead of scripts/s3-server.sh (then no `gc` between rounds)
 //
-// Each transfer is a fresh process run under `/usr/bin/time -f '%e %U %S %M'`: user+sys CPU and
-// peak RSS are the child's own (with anything it forks). Between transfers: `sync`; between runs:
-// the run's objects are deleted and `scripts/s3-server.sh gc` reclaims their space. Raw results
-// go to bench/results/<timestamp>.json. Everything made (temp dir, objects, bucket) is removed at
-// the end, also after a failure or Ctrl-C.
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+// Needs /usr/bin/time (package `time`), the aws CLI, rclone and curl; as root, missing Debian
+// packages are installed with apt-get (time, rclone; awscli, which is v2, if no aws is on PATH).
+// Download objects are uploaded once per case with the aws CLI, so every tool reads the same
+// boto-written objects. Between transfers: `sync`; after each case of each run: its uploads are
+// deleted and `scripts/s3-server.sh gc` runs. Prints a Markdown table on stdout (progress on
+// stderr); raw results go to bench/results/<timestamp>.json. Everything it makes (bucket, objects,
+// temp dir) is removed at the end, also after a failure or Ctrl-C.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CASES, checkDownload, checkUpload, DEFAULT_CASES, describe, layout, makeData } from './lib/cases.mjs';
+import { current, machineInfo, measure, sampleLoad, TIME } from './lib/measure.mjs';
+import { probeTool, startFaultProxy } from './lib/probe.mjs';
+import { markdown, summarize } from './lib/report.mjs';
+import { adminClient, connectServer } from './lib/s3.mjs';
+import { setUpTools, TOOL_NAMES } from './lib/tools.mjs';
+import { aptInstall, die, fmt, isOff, log, MiB, positiveInt, runText } from './lib/util.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'bin', 's3xfer.js');
-const SERVER_SCRIPT = join(ROOT, 'scripts', 's3-server.sh');
-const TIME = '/usr/bin/time';
-const MiB = 1024 * 1024;
-const ALL_TOOLS = ['s3xfer', 'aws', 'rclone'];
-/** The concurrency every tool is asked for: s3xfer's and the aws CLI's defaults. */
-const CONCURRENCY = 10;
-const PART_MIB = 8;
-
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+/** A seeded download object is written by the first of these that is available. */
+const SEEDERS = ['aws', 'rclone', 's3xfer'];
+const WARMUP_BYTES = 16 * MiB;
+/** Set by SIGINT/SIGTERM: the handler cleans up and exits. */
+const state = { interrupted: undefined };
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
 function usage() {
-  const head = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8')
     .split('\n')
-    .slice(1, 30);
-  return head
-    .filter((l) => l.startsWith('//'))
+    .slice(1);
+  return lines
+    .slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('//')),
+    )
     .map((l) => l.replace(/^\/\/ ?/, ''))
     .join('\n');
 }
 
+const list = (text) =>
+  String(text)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
 function parseArgs(argv, env) {
   const opts = {
-    size: env.BENCH_SIZE ?? '1GiB',
-    runs: env.BENCH_RUNS ?? '5',
-    peers: !['0', 'false', 'no', 'off'].includes(String(env.BENCH_PEERS ?? '1').toLowerCase()),
-    tools: env.BENCH_TOOLS,
-    startup: !['0', 'false', 'no', 'off'].includes(String(env.BENCH_STARTUP ?? '1').toLowerCase()),
-    startupRuns: env.BENCH_STARTUP_RUNS ?? '10',
-    warmup: !['0', 'false', 'no', 'off'].includes(String(env.BENCH_WARMUP ?? '1').toLowerCase()),
+    cases: env.BENCH_CASES ?? DEFAULT_CASES.join(','),
+    runs: env.BENCH_RUNS ?? '3',
+    tools: env.BENCH_TOOLS ?? (isOff(env.BENCH_PEERS ?? '1') ? 's3xfer' : TOOL_NAMES.join(',')),
+    sizes: [...(env.BENCH_SIZE ? [env.BENCH_SIZE] : []), ...list(env.BENCH_SIZES ?? '')],
+    warmup: !isOff(env.BENCH_WARMUP ?? '1'),
+    probe: !isOff(env.BENCH_PROBE ?? '1'),
     tmpdir: env.BENCH_TMPDIR || os.tmpdir(),
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s, 2);
     const value = () => inline ?? argv[++i] ?? die(`${flag} needs a value`);
     switch (flag) {
-      case '--size':
-        opts.size = value();
+      case '--cases':
+        opts.cases = value();
         break;
       case '--runs':
         opts.runs = value();
@@ -81,26 +101,21 @@ function parseArgs(argv, env) {
       case '--tools':
         opts.tools = value();
         break;
-      case '--peers':
-        opts.peers = true;
-        break;
       case '--no-peers':
-        opts.peers = false;
+        opts.tools = 's3xfer';
         break;
-      case '--startup':
-        opts.startup = true;
-        break;
-      case '--no-startup':
-        opts.startup = false;
-        break;
-      case '--startup-runs':
-        opts.startupRuns = value();
+      case '--size':
+      case '--sizes':
+        opts.sizes.push(...list(value()));
         break;
       case '--warmup':
         opts.warmup = true;
         break;
       case '--no-warmup':
         opts.warmup = false;
+        break;
+      case '--no-probe':
+        opts.probe = false;
         break;
       case '--tmpdir':
         opts.tmpdir = value();
@@ -113,587 +128,84 @@ function parseArgs(argv, env) {
         die(`unknown argument "${argv[i]}" (see --help)`);
     }
   }
-  opts.size = parseSize(opts.size);
   opts.runs = positiveInt(opts.runs, 'runs');
-  opts.startupRuns = positiveInt(opts.startupRuns, 'startup runs');
-  const tools = opts.tools
-    ? String(opts.tools)
-        .split(',')
-        .map((t) => t.trim())
-        .filter(Boolean)
-    : opts.peers
-      ? ALL_TOOLS
-      : ['s3xfer'];
-  for (const t of tools) if (!ALL_TOOLS.includes(t)) die(`unknown tool "${t}": choose from ${ALL_TOOLS.join(', ')}`);
-  opts.tools = tools;
+  opts.cases = list(opts.cases);
+  for (const c of opts.cases)
+    if (!CASES.some((x) => x.id === c)) die(`unknown case "${c}": choose from ${CASES.map((x) => x.id).join(', ')}`);
+  opts.tools = list(opts.tools);
+  for (const t of opts.tools) if (!TOOL_NAMES.includes(t)) die(`unknown tool "${t}": choose from ${TOOL_NAMES.join(', ')}`);
+  const sizes = {};
+  for (const s of opts.sizes) {
+    const [id, text] = s.includes('=') ? s.split(/=(.*)/s, 2) : ['big', s];
+    if (!CASES.some((x) => x.id === id)) die(`--size ${s}: unknown case "${id}"`);
+    sizes[id] = text;
+  }
+  opts.sizes = sizes;
   return opts;
 }
 
-/** `1GiB`, `256MiB`, `256M`, `512MB`, `1073741824` → bytes (all units binary, like the aws CLI). */
-export function parseSize(text) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*$/i.exec(String(text));
-  if (!m) die(`invalid size "${text}": expected e.g. 1GiB, 256MiB, 1073741824`);
-  const power = { b: 0, k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? 'b')[0].toLowerCase()];
-  const bytes = Math.round(Number(m[1]) * 1024 ** power);
-  if (!(bytes > 0)) die(`invalid size "${text}": must be more than 0 bytes`);
-  return bytes;
-}
-
-function positiveInt(text, what) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) die(`invalid ${what} "${text}": expected a whole number ≥ 1`);
-  return n;
-}
-
-function die(message) {
-  console.error(`bench: ${message}`);
-  process.exit(2);
-}
-
-const log = (...args) => console.error('bench:', ...args);
-
 // ---------------------------------------------------------------------------------------------
-// Small helpers
+// The plan: which case runs with which tools, how often, and what each cell verifies
 
-function which(cmd) {
-  const r = spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() || undefined : undefined;
-}
-
-function runText(cmd, args, options = {}) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...options });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-};
-const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
-
-/** Total and idle jiffies of the whole machine (first line of /proc/stat). */
-function machineCpu() {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return { total: f.reduce((a, b) => a + b, 0), idle: f[3] + (f[4] ?? 0) };
-  } catch {
-    return undefined;
-  }
-}
-
-const CLK_TCK = Number(runText('getconf', ['CLK_TCK']) ?? 100) || 100;
-const SERVER_COMMS = { radosgw: 'radosgw', 'ceph-osd': 'osd', 'ceph-mon': 'mon' };
-
-/** CPU seconds used so far by the local Ceph daemons (read from /proc; nothing is signalled). */
-function serverCpu() {
-  const out = {};
-  let pids = [];
-  try {
-    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+function makePlan(opts, tools, dataDir) {
+  const plan = {
+    cases: [],
+    status: {},
+    verified: {},
+    baselines: Object.values(tools)
+      .filter((t) => t.baseline)
+      .map((t) => t.name),
+    notes: Object.values(tools)
+      .map((t) => t.note)
+      .filter(Boolean),
+  };
+  for (const id of opts.cases) {
+    const def = CASES.find((c) => c.id === id);
+    let files;
     try {
-      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      const name = SERVER_COMMS[comm];
-      if (!name) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime, stime
-    } catch {
-      // the process went away meanwhile
+      files = layout(def, opts.sizes[id] ?? def.size);
+    } catch (e) {
+      die(e.message);
     }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server and the bucket
-
-async function startServer() {
-  if (process.env.S3_ENDPOINT) {
-    const { S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY } = process.env;
-    if (!AWS_ACCESS_KEY_ID || !AWS_SECRET_ACCESS_KEY) die('S3_ENDPOINT is set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be too');
-    const url = new URL(S3_ENDPOINT);
-    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(url.hostname)) {
-      log(`warning: S3_ENDPOINT ${S3_ENDPOINT} is not on loopback; the figures will include that network`);
-    }
-    return {
-      managed: false,
-      env: { S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION: process.env.AWS_REGION || 'us-east-1' },
-    };
-  }
-  log('starting the local server: bash scripts/s3-server.sh start');
-  const r = spawnSync('bash', [SERVER_SCRIPT, 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) die(`scripts/s3-server.sh start failed (exit ${r.status})`);
-  const env = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]] = m[2];
-  }
-  for (const k of ['S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
-    if (!env[k]) die(`scripts/s3-server.sh start printed no ${k}= line`);
-  }
-  env.AWS_REGION ||= 'us-east-1';
-  return { managed: true, env };
-}
-
-function serverGc(server) {
-  if (!server.managed) return;
-  const r = spawnSync('bash', [SERVER_SCRIPT, 'gc'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0) log(`warning: scripts/s3-server.sh gc failed: ${r.stderr.trim().split('\n').pop()}`);
-}
-
-async function s3Admin(env) {
-  const s3 = await import('@aws-sdk/client-s3');
-  const client = new s3.S3Client({
-    endpoint: env.S3_ENDPOINT,
-    region: env.AWS_REGION,
-    forcePathStyle: true,
-    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-  return {
-    async createBucket(bucket) {
-      await client.send(new s3.CreateBucketCommand({ Bucket: bucket }));
-    },
-    /** Deletes every object (under `prefix`) and aborts unfinished multipart uploads. */
-    async emptyBucket(bucket, prefix = '') {
-      for (;;) {
-        const list = await client.send(new s3.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix || undefined }));
-        const keys = (list.Contents ?? []).map((o) => ({ Key: o.Key }));
-        if (keys.length === 0) break;
-        await client.send(new s3.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-        if (!list.IsTruncated) break;
-      }
-      const uploads = await client.send(new s3.ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix || undefined }));
-      for (const u of uploads.Uploads ?? []) {
-        await client.send(new s3.AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => {});
-      }
-    },
-    async deleteBucket(bucket) {
-      await this.emptyBucket(bucket);
-      await client.send(new s3.DeleteBucketCommand({ Bucket: bucket }));
-    },
-    destroy: () => client.destroy(),
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tools
-
-/** Command lines of one tool; `env` is added to the bench's environment for each child. */
-function defineTools(names, server, workDir) {
-  const ep = server.env.S3_ENDPOINT;
-  const baseEnv = {
-    AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
-    AWS_REGION: server.env.AWS_REGION,
-    AWS_DEFAULT_REGION: server.env.AWS_REGION,
-  };
-  const tools = {};
-  const skipped = {};
-
-  if (names.includes('s3xfer')) {
-    if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) die('dist/ is missing: run `npm run build` first (or `npm run bench`)');
-    tools.s3xfer = {
-      name: 's3xfer',
-      version: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
-      env: baseEnv,
-      settings: `defaults: concurrency ${CONCURRENCY}, ${PART_MIB} MiB parts, ${PART_MIB} MiB multipart threshold, --no-progress`,
-      cmd: (src, dst) => [process.execPath, CLI, 'cp', src, dst, '--endpoint-url', ep, '--no-progress'],
-      url: (bucket, key) => `s3://${bucket}/${key}`,
-    };
-  }
-
-  if (names.includes('aws')) {
-    // Run the aws script itself, not pyenv's shim (whose bash + pyenv calls would be timed too).
-    const shim = which('aws');
-    const real = (which('pyenv') && runText('pyenv', ['which', 'aws'])) || shim;
-    if (!real) {
-      skipped.aws = 'aws CLI not found on PATH';
-    } else {
-      const configFile = join(workDir, 'aws-config');
-      const config =
-        '[default]\n' +
-        `region = ${server.env.AWS_REGION}\n` +
-        's3 =\n' +
-        `  max_concurrent_requests = ${CONCURRENCY}\n` +
-        `  multipart_chunksize = ${PART_MIB}MB\n` +
-        `  multipart_threshold = ${PART_MIB}MB\n`;
-      tools.aws = {
-        name: 'aws',
-        version: runText(real, ['--version'], { env: { ...process.env, ...baseEnv } }) ?? '?',
-        env: { ...baseEnv, AWS_CONFIG_FILE: configFile, AWS_SHARED_CREDENTIALS_FILE: join(workDir, 'aws-credentials-none') },
-        settings: `max_concurrent_requests ${CONCURRENCY}, multipart_chunksize ${PART_MIB}MB, multipart_threshold ${PART_MIB}MB (its defaults, set explicitly), --no-progress --only-show-errors; botocore's default checksums`,
-        setup: () => writeFile(configFile, config),
-        cmd: (src, dst) => [real, 's3', 'cp', src, dst, '--endpoint-url', ep, '--no-progress', '--only-show-errors'],
-        url: (bucket, key) => `s3://${bucket}/${key}`,
-      };
-    }
-  }
-
-  if (names.includes('rclone')) {
-    const bin = which('rclone');
-    if (!bin) {
-      skipped.rclone = 'rclone not found (apt-get install -y rclone)';
-    } else {
-      const env = {
-        RCLONE_CONFIG_BENCH_TYPE: 's3',
-        RCLONE_CONFIG_BENCH_PROVIDER: 'Ceph',
-        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
-        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
-        RCLONE_CONFIG_BENCH_ENDPOINT: ep,
-        RCLONE_CONFIG_BENCH_REGION: server.env.AWS_REGION,
-        AWS_CA_BUNDLE: '', // rclone's S3 backend fails with "unable to load custom CA bundle" when it is set
-      };
-      const upload = ['--s3-upload-concurrency', String(CONCURRENCY), '--s3-chunk-size', `${PART_MIB}M`];
-      // rclone splits a download into at most `streams` equal ranges, fewer when size/cutoff is smaller.
-      const download = ['--multi-thread-streams', String(CONCURRENCY), '--multi-thread-cutoff', '64M'];
-      tools.rclone = {
-        name: 'rclone',
-        version: (runText(bin, ['version']) ?? '?').split('\n')[0],
-        env,
-        settings: `upload ${upload.join(' ')}; download ${download.join(' ')}; --ignore-times --config /dev/null; otherwise defaults (MD5 of the file stored as metadata on upload and checked on download)`,
-        cmd: (src, dst) => {
-          const up = !src.startsWith('bench:');
-          return [bin, 'copyto', src, dst, ...(up ? upload : download), '--ignore-times', '--config', '/dev/null', '-q'];
-        },
-        url: (bucket, key) => `bench:${bucket}/${key}`,
-      };
-    }
-  }
-  return { tools, skipped };
-}
-
-/** Runs one command under /usr/bin/time; returns wall, user, sys, peak RSS and server CPU. */
-async function measure(argv, extraEnv, workDir) {
-  const timeFile = join(workDir, `time-${randomBytes(4).toString('hex')}.txt`);
-  const env = { ...process.env, ...extraEnv };
-  for (const [k, v] of Object.entries(extraEnv)) if (v === '') delete env[k];
-  const cpu0 = machineCpu();
-  const server0 = serverCpu();
-  const t0 = process.hrtime.bigint();
-  const { code, output } = await new Promise((resolveRun, rejectRun) => {
-    // cwd: the temp dir, so that no .env file of the work tree is read by the CLI.
-    // Own process group (detached), so that a clean-up can stop the tool and not only `time`.
-    const child = spawn(TIME, ['-o', timeFile, '-f', '%e %U %S %M', ...argv], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: workDir,
-      detached: true,
+    const local = join(dataDir, id);
+    const caseTools = TOOL_NAMES.filter((t) => tools[t] && (def.tools ?? TOOL_NAMES).includes(t) && tools[t].unsupported(def.kind) !== '–');
+    plan.cases.push({
+      id,
+      kind: def.kind,
+      about: def.about,
+      directions: def.directions,
+      files,
+      bytes: files.reduce((a, f) => a + f.size, 0),
+      objectSize: Math.max(...files.map((f) => f.size)),
+      shape: describe(files, def.kind),
+      runs: Math.max(opts.runs, def.minRuns ?? 0),
+      tools: caseTools,
+      local: def.kind === 'file' ? join(local, files[0].rel) : local,
+      dataDir: local,
     });
-    current.child = child;
-    current.closed = new Promise((r) => child.once('close', r));
-    let output = '';
-    const keep = (d) => {
-      output = (output + d).slice(-4000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', rejectRun);
-    child.on('close', (c) => {
-      current.child = undefined;
-      resolveRun({ code: c, output });
-    });
-  });
-  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu1 = machineCpu();
-  const server1 = serverCpu();
-  const text = await readFile(timeFile, 'utf8').catch(() => '');
-  await unlink(timeFile).catch(() => {});
-  if (code !== 0) throw new Error(`command failed (exit ${code}): ${argv.join(' ')}\n${output.trim()}`);
-  const last = text.trim().split('\n').pop() ?? '';
-  const [, user, sys, maxRssKiB] = last.split(/\s+/).map(Number);
-  if (![user, sys, maxRssKiB].every(Number.isFinite)) throw new Error(`could not read ${TIME}'s output: "${text.trim()}"`);
-  const server = {};
-  for (const k of Object.keys(server1)) server[k] = +(server1[k] - (server0[k] ?? 0)).toFixed(2);
-  const busy = cpu0 && cpu1 ? 1 - (cpu1.idle - cpu0.idle) / Math.max(1, cpu1.total - cpu0.total) : undefined;
-  // CPU seconds the machine spent beyond the client and the Ceph daemons: loopback softirq,
-  // kernel threads (writeback), and anything else running meanwhile (a source of noise).
-  const busyS = cpu0 && cpu1 ? (cpu1.total - cpu0.total - (cpu1.idle - cpu0.idle)) / CLK_TCK : undefined;
-  const serverSum = Object.values(server).reduce((a, b) => a + b, 0);
-  const otherCpuS = busyS === undefined ? undefined : +Math.max(0, busyS - user - sys - serverSum).toFixed(2);
-  return {
-    wallS: wall,
-    userS: user,
-    sysS: sys,
-    cpuS: user + sys,
-    peakRssMiB: maxRssKiB / 1024,
-    serverCpuS: server,
-    otherCpuS,
-    machineBusy: busy,
-  };
-}
-
-const current = { child: undefined, closed: undefined, interrupted: undefined };
-
-// ---------------------------------------------------------------------------------------------
-// Files
-
-/** Writes `size` random bytes to `path`; returns the sha256. */
-async function makeRandomFile(path, size) {
-  const handle = await open(path, 'w');
-  const hash = createHash('sha256');
-  const buf = Buffer.alloc(Math.min(8 * MiB, size));
-  try {
-    for (let done = 0; done < size; ) {
-      const n = Math.min(buf.length, size - done);
-      const chunk = buf.subarray(0, n);
-      randomFillSync(chunk);
-      hash.update(chunk);
-      await handle.write(chunk, 0, n, done);
-      done += n;
-    }
-  } finally {
-    await handle.close();
-  }
-  return hash.digest('hex');
-}
-
-function sha256File(path) {
-  return new Promise((resolveHash, rejectHash) => {
-    const hash = createHash('sha256');
-    createReadStream(path, { highWaterMark: 4 * MiB })
-      .on('data', (d) => hash.update(d))
-      .on('error', rejectHash)
-      .on('end', () => resolveHash(hash.digest('hex')));
-  });
-}
-
-const sync = () => spawnSync('sync');
-
-// ---------------------------------------------------------------------------------------------
-// The benchmark
-
-/** One upload then one download of `file` with `tool`; checks the copy; returns both records. */
-async function roundTrip(tool, { file, sha, size, bucket, key, workDir, run }) {
-  const records = [];
-  const remote = tool.url(bucket, key);
-  sync();
-  const up = await measure(tool.cmd(file, remote), tool.env, workDir);
-  records.push({ tool: tool.name, direction: 'upload', run, bytes: size, ...up, mibps: size / MiB / up.wallS });
-  const copy = join(workDir, `download-${tool.name}-${run}.bin`);
-  sync();
-  const down = await measure(tool.cmd(remote, copy), tool.env, workDir);
-  const gotSha = await sha256File(copy);
-  await unlink(copy);
-  if (gotSha !== sha) throw new Error(`${tool.name}: the downloaded copy differs (sha256 ${gotSha}, expected ${sha})`);
-  records.push({ tool: tool.name, direction: 'download', run, bytes: size, ...down, mibps: size / MiB / down.wallS, verified: true });
-  return records;
-}
-
-function summarize(records, toolNames) {
-  const rows = [];
-  for (const direction of ['upload', 'download']) {
-    for (const tool of toolNames) {
-      const rs = records.filter((r) => r.tool === tool && r.direction === direction);
-      if (rs.length === 0) continue;
-      const mibps = rs.map((r) => r.mibps);
-      const serverKeys = [...new Set(rs.flatMap((r) => Object.keys(r.serverCpuS)))];
-      rows.push({
-        tool,
-        direction,
-        runs: rs.length,
-        medianMiBps: median(mibps),
-        minMiBps: Math.min(...mibps),
-        maxMiBps: Math.max(...mibps),
-        medianWallS: median(rs.map((r) => r.wallS)),
-        medianCpuS: median(rs.map((r) => r.cpuS)),
-        medianUserS: median(rs.map((r) => r.userS)),
-        medianSysS: median(rs.map((r) => r.sysS)),
-        medianPeakRssMiB: median(rs.map((r) => r.peakRssMiB)),
-        maxPeakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
-        medianServerCpuS: Object.fromEntries(serverKeys.map((k) => [k, median(rs.map((r) => r.serverCpuS[k] ?? 0))])),
-        medianMachineBusy: median(rs.map((r) => r.machineBusy ?? NaN)),
-        medianOtherCpuS: median(rs.map((r) => r.otherCpuS ?? NaN)),
-      });
+    for (const t of caseTools) {
+      const why = tools[t].unsupported(def.kind);
+      for (const d of def.directions) if (why) plan.status[`${id}/${d}/${t}`] = why;
     }
   }
-  const ratios = [];
-  for (const direction of ['upload', 'download']) {
-    const mine = rows.find((r) => r.tool === 's3xfer' && r.direction === direction);
-    const peers = rows.filter((r) => r.tool !== 's3xfer' && r.direction === direction);
-    if (!mine || peers.length === 0) continue;
-    const best = peers.reduce((a, b) => (b.medianMiBps > a.medianMiBps ? b : a));
-    ratios.push({
-      direction,
-      bestPeer: best.tool,
-      throughputRatio: mine.medianMiBps / best.medianMiBps,
-      cpuRatio: mine.medianCpuS / best.medianCpuS,
-      rssRatio: mine.medianPeakRssMiB / best.medianPeakRssMiB,
-      perPeer: Object.fromEntries(
-        peers.map((p) => [p.tool, { throughputRatio: mine.medianMiBps / p.medianMiBps, cpuRatio: mine.medianCpuS / p.medianCpuS }]),
-      ),
-    });
-  }
-  return { rows, ratios };
-}
-
-function printTable(summary, size, runs) {
-  const lines = [];
-  lines.push(`Median of ${runs} interleaved run(s), ${fmtSize(size)} file (range = min–max of the runs):`);
-  lines.push('');
-  lines.push(
-    '| tool | direction | MiB/s (median) | MiB/s (min–max) | CPU s (user+sys) | peak RSS MiB | server CPU s (rgw+osd) | rest CPU s | machine busy |',
-  );
-  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of summary.rows) {
-    const srv = (r.medianServerCpuS.radosgw ?? NaN) + (r.medianServerCpuS.osd ?? NaN);
-    lines.push(
-      `| ${r.tool} | ${r.direction} | ${fmt(r.medianMiBps)} | ${fmt(r.minMiBps)}–${fmt(r.maxMiBps)} | ${fmt(r.medianCpuS, 2)} | ${fmt(r.medianPeakRssMiB, 0)} | ${fmt(srv, 1)} | ${fmt(r.medianOtherCpuS, 1)} | ${Number.isFinite(r.medianMachineBusy) ? `${fmt(r.medianMachineBusy * 100, 0)}%` : '–'} |`,
-    );
-  }
-  if (summary.ratios.length) {
-    lines.push('');
-    for (const q of summary.ratios) {
-      const others = Object.entries(q.perPeer)
-        .map(([t, v]) => `${t} ${fmt(v.throughputRatio, 2)}×`)
-        .join(', ');
-      lines.push(
-        `s3xfer ${q.direction}: ${fmt(q.throughputRatio, 2)}× the throughput of the best peer (${q.bestPeer}), ${fmt(q.cpuRatio, 2)}× its CPU, ${fmt(q.rssRatio, 2)}× its peak RSS  [vs each: ${others}]`,
-      );
-    }
-  }
-  console.log(lines.join('\n'));
-}
-
-function fmtSize(bytes) {
-  if (bytes % (1024 * MiB) === 0) return `${bytes / (1024 * MiB)} GiB`;
-  if (bytes % MiB === 0) return `${bytes / MiB} MiB`;
-  return `${bytes} B`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Start-up: --version and a 1 KiB upload
-
-async function startup(tools, { bucket, workDir, runs }) {
-  const small = join(workDir, 'one-kib.bin');
-  await writeFile(small, randomBytes(1024));
-  const commands = [];
-  if (tools.s3xfer) commands.push({ label: 's3xfer --version', tool: tools.s3xfer, argv: [process.execPath, CLI, '--version'] });
-  if (tools.aws) commands.push({ label: 'aws --version', tool: tools.aws, argv: [tools.aws.cmd('', '')[0], '--version'] });
-  for (const t of Object.values(tools)) {
-    commands.push({ label: `${t.name} 1 KiB upload`, tool: t, argv: t.cmd(small, t.url(bucket, `startup/${t.name}.bin`)) });
-  }
-  const hyperfine = which('hyperfine');
-  const results = [];
-  for (const c of commands) {
-    const env = { ...process.env, ...c.tool.env };
-    for (const [k, v] of Object.entries(c.tool.env)) if (v === '') delete env[k];
-    if (hyperfine && c.argv.every((a) => !/\s|["'\\]/.test(a))) {
-      const out = join(workDir, 'hyperfine.json');
-      const r = spawnSync(
-        hyperfine,
-        ['-N', '--warmup', '2', '--runs', String(runs), '--export-json', out, '--style', 'none', c.argv.join(' ')],
-        {
-          env,
-          cwd: workDir,
-          encoding: 'utf8',
-        },
-      );
-      if (r.status !== 0) throw new Error(`hyperfine failed for ${c.label}: ${r.stderr}`);
-      const h = JSON.parse(await readFile(out, 'utf8')).results[0];
-      results.push({
-        label: c.label,
-        method: 'hyperfine -N --warmup 2',
-        runs,
-        medianS: h.median,
-        minS: h.min,
-        maxS: h.max,
-        meanS: h.mean,
-        stddevS: h.stddev,
-        userS: h.user,
-        systemS: h.system,
-      });
-    } else {
-      const times = [];
-      const cpu = [];
-      for (let i = 0; i < runs + 2; i++) {
-        const m = await measure(c.argv, c.tool.env, workDir);
-        if (i >= 2) {
-          times.push(m.wallS);
-          cpu.push(m.cpuS);
-        }
-      }
-      results.push({
-        label: c.label,
-        method: 'own loop under /usr/bin/time, 2 warm-ups',
-        runs,
-        medianS: median(times),
-        minS: Math.min(...times),
-        maxS: Math.max(...times),
-        medianCpuS: median(cpu),
-      });
-    }
-    log(`start-up ${c.label}: median ${fmt(results.at(-1).medianS * 1000, 0)} ms`);
-  }
-  const lines = [
-    '',
-    `Start-up (median of ${runs} runs; wall ms):`,
-    '',
-    '| command | median ms | min–max ms | CPU ms (user+sys, mean) |',
-    '| --- | ---: | ---: | ---: |',
-  ];
-  for (const r of results) {
-    const cpuMs = r.userS !== undefined ? (r.userS + r.systemS) * 1000 : (r.medianCpuS ?? NaN) * 1000;
-    lines.push(`| ${r.label} | ${fmt(r.medianS * 1000, 0)} | ${fmt(r.minS * 1000, 0)}–${fmt(r.maxS * 1000, 0)} | ${fmt(cpuMs, 0)} |`);
-  }
-  console.log(lines.join('\n'));
-  return results;
+  return plan;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function machineInfo() {
-  const cpus = os.cpus();
-  const osRelease = (() => {
-    try {
-      return /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
-    } catch {
-      return undefined;
-    }
-  })();
-  return {
-    cpuModel: cpus[0]?.model,
-    cores: cpus.length,
-    memGiB: +(os.totalmem() / 1024 ** 3).toFixed(1),
-    kernel: os.release(),
-    os: osRelease,
-    node: process.version,
-    loadavg: os.loadavg().map((x) => +x.toFixed(2)),
-  };
-}
-
-function ensureTime() {
-  if (existsSync(TIME)) return;
-  if (process.getuid?.() === 0 && which('apt-get')) {
-    log(`${TIME} is missing: installing the Debian package "time"`);
-    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-    spawnSync('apt-get', ['install', '-y', '-q', 'time'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    if (!existsSync(TIME)) {
-      spawnSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-      spawnSync('apt-get', ['install', '-y', '-q', 'time'], { stdio: ['ignore', 'ignore', 'inherit'], env });
-    }
-  }
-  if (!existsSync(TIME)) die(`${TIME} is needed for CPU time and peak RSS: apt-get install time`);
-}
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2), process.env);
-  const machine = machineInfo(); // load average before the bench adds its own
-  ensureTime();
-  const server = await startServer();
+  log('sampling the machine load for 2 s before starting');
+  const loadBefore = await sampleLoad(2); // before the bench adds its own
+  if (!aptInstall(['time'], () => existsSync(TIME))) die(`${TIME} is needed for CPU time and peak RSS: apt-get install -y time`);
+  const server = connectServer(ROOT);
   const workDir = await mkdtemp(join(opts.tmpdir, 's3xfer-bench-'));
   const bucket = `s3xfer-bench-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   let admin;
   let bucketMade = false;
-  let interrupted;
   const cleanup = async () => {
+    current.stopped = true;
     if (current.child?.pid) {
       try {
         process.kill(-current.child.pid, 'SIGTERM'); // the transfer's process group: time and the tool
@@ -701,19 +213,19 @@ async function main() {
       await Promise.race([current.closed, new Promise((r) => setTimeout(r, 10_000).unref())]);
     }
     if (bucketMade) {
+      bucketMade = false;
       await admin.deleteBucket(bucket).then(
         () => log(`deleted bucket ${bucket}`),
         (e) => log(`warning: could not delete bucket ${bucket}: ${e.message ?? e}`),
       );
-      bucketMade = false;
-      serverGc(server);
+      server.gc();
     }
     admin?.destroy();
     await rm(workDir, { recursive: true, force: true });
   };
   const onSignal = (signal) => {
-    if (interrupted) process.exit(130);
-    interrupted = current.interrupted = signal;
+    if (state.interrupted) process.exit(130);
+    state.interrupted = signal;
     log(`${signal}: cleaning up`);
     cleanup().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };
@@ -721,85 +233,195 @@ async function main() {
   process.on('SIGTERM', onSignal);
 
   try {
-    admin = await s3Admin(server.env);
+    admin = await adminClient(server.env);
     await admin.createBucket(bucket);
     bucketMade = true;
-    const { tools, skipped } = defineTools(opts.tools, server, workDir);
+    const { tools, skipped } = await setUpTools(opts.tools, { root: ROOT, server, workDir });
     for (const [t, why] of Object.entries(skipped)) log(`skipping ${t}: ${why}`);
-    for (const t of Object.values(tools)) await t.setup?.();
-    const order = ALL_TOOLS.filter((t) => tools[t]);
-    if (order.length === 0) die('no tool to run');
+    if (Object.keys(tools).length === 0) throw new Error('no tool to run');
+    const dataDir = join(workDir, 'data');
+    const downloads = join(workDir, 'downloads');
+    await mkdir(downloads, { recursive: true });
+    const plan = makePlan(opts, tools, dataDir);
+    for (const c of plan.cases) {
+      log(`case ${c.id}: writing ${c.shape} of random bytes`);
+      await makeData(c.dataDir, c.files);
+    }
 
-    const file = join(workDir, 'random.bin');
-    log(`writing ${fmtSize(opts.size)} of random bytes to ${file}`);
-    const sha = await makeRandomFile(file, opts.size);
+    /** One transfer: measured, then its result checked (not timed). Returns the record. */
+    const transfer = async (tool, c, direction, run, key) => {
+      const tree = c.kind === 'tree';
+      const local = direction === 'upload' ? c.local : join(downloads, `${c.id}-${tool.name}-${run}${tree ? '' : '.bin'}`);
+      if (direction === 'download' && tree) await mkdir(local, { recursive: true });
+      spawnSync('sync');
+      const m = await measure(tool.argv({ kind: c.kind, direction, local, bucket, key }), tool.env, workDir);
+      let problem;
+      if (!m.failed && direction === 'upload') problem = await checkUpload(admin, bucket, tree ? key : key.replace(/[^/]*$/, ''), c.files);
+      if (!m.failed && direction === 'download') problem = await checkDownload(local, c.files, c.kind);
+      if (direction === 'download') await rm(local, { recursive: true, force: true });
+      if (problem) return { ...m, failed: true, code: 0, output: `wrong result: ${problem}` };
+      return m;
+    };
+    const keyOf = (c, prefix) => `${prefix}/${c.id}/${c.kind === 'tree' ? '' : c.files[0].rel}`;
+
+    // Seeds: each download case's objects, written once by one tool (the aws CLI if there).
+    const seeder = SEEDERS.map((t) => tools[t]).find(Boolean);
+    const seeds = {};
+    for (const c of plan.cases.filter((x) => x.directions.includes('download'))) {
+      if (!seeder) throw new Error('no tool to upload the objects of the download cases');
+      log(`case ${c.id}: uploading the download object(s) once with ${seeder.name}`);
+      const m = await transfer(seeder, c, 'upload', 0, keyOf(c, 'seed'));
+      if (m.failed) throw new Error(`seeding ${c.id} with ${seeder.name} failed: ${m.output}`);
+      seeds[c.id] = { by: seeder.name, wallS: m.wallS, ...(await admin.head(bucket, `seed/${c.id}/${c.files[0].rel}`)) };
+    }
+    // What s3xfer verifies: probed with one flipped bit per direction and shape (probe.mjs).
+    const probes = {};
+    if (opts.probe && seeder) {
+      const probed = Object.values(tools).filter((t) => t.probeSizes);
+      const proxy = probed.length ? await startFaultProxy(server.env.S3_ENDPOINT) : undefined;
+      try {
+        for (const tool of probed) {
+          probes[tool.name] = {};
+          for (const [shape, size] of Object.entries(tool.probeSizes)) {
+            const files = [{ rel: `${shape}.bin`, size }];
+            await makeData(join(dataDir, 'probe'), files);
+            probes[tool.name][shape] = await probeTool(tool, {
+              proxy,
+              admin,
+              bucket,
+              workDir,
+              seeder,
+              size,
+              file: join(dataDir, 'probe', files[0].rel),
+              fileSha: files[0].sha256,
+              key: `probe/${tool.name}/${shape}.bin`,
+            });
+            for (const [d, r] of Object.entries(probes[tool.name][shape])) {
+              log(`probe ${tool.name} ${shape} ${d} (${size} B, one bit flipped): ${r.verified ?? 'inconclusive'} — ${r.detail}`);
+            }
+          }
+        }
+      } finally {
+        await proxy?.close();
+        await rm(join(dataDir, 'probe'), { recursive: true, force: true });
+      }
+    }
+    for (const c of plan.cases) {
+      for (const d of c.directions) {
+        for (const t of c.tools) {
+          const op = { kind: c.kind, direction: d, objectSize: c.objectSize, seed: seeds[c.id], probes: probes[t] };
+          plan.verified[`${c.id}/${d}/${t}`] = tools[t].verified(op);
+        }
+      }
+    }
 
     if (opts.warmup) {
-      const warm = join(workDir, 'warm.bin');
-      const warmSize = Math.min(opts.size, 64 * MiB);
-      const warmSha = await makeRandomFile(warm, warmSize);
-      log(`warm-up (not recorded): ${fmtSize(warmSize)} up and down with ${order.join(', ')}`);
-      for (const t of order)
-        await roundTrip(tools[t], { file: warm, sha: warmSha, size: warmSize, bucket, key: `warmup/${t}.bin`, workDir, run: 0 });
-      await unlink(warm);
-      await admin.emptyBucket(bucket, 'warmup/');
-      serverGc(server);
-    }
-
-    const records = [];
-    for (let run = 1; run <= opts.runs; run++) {
-      // Rotate who goes first, so no tool always follows the gc or always runs last.
-      const rotated = order.map((_, i) => order[(i + run - 1) % order.length]);
-      for (const t of rotated) {
-        const pair = await roundTrip(tools[t], { file, sha, size: opts.size, bucket, key: `run-${run}/${t}.bin`, workDir, run });
-        records.push(...pair);
-        log(
-          `run ${run}/${opts.runs} ${t.padEnd(6)} up ${fmt(pair[0].mibps)} MiB/s (${fmt(pair[0].cpuS, 2)} CPU s, ${fmt(pair[0].peakRssMiB, 0)} MiB), down ${fmt(pair[1].mibps)} MiB/s (${fmt(pair[1].cpuS, 2)} CPU s, ${fmt(pair[1].peakRssMiB, 0)} MiB)`,
-        );
+      // Unrecorded: loads each tool's code into the page cache, opens the server's connections.
+      const warm = { id: 'warmup', kind: 'file', files: [{ rel: 'warm.bin', size: WARMUP_BYTES }] };
+      warm.dataDir = join(dataDir, 'warmup');
+      warm.local = join(warm.dataDir, 'warm.bin');
+      await makeData(warm.dataDir, warm.files);
+      const warmTools = [...new Set(plan.cases.flatMap((c) => c.tools))];
+      log(`warm-up (not recorded): 16 MiB up and down with ${warmTools.join(', ')}`);
+      for (const t of warmTools) {
+        for (const d of ['upload', 'download']) {
+          const m = await transfer(tools[t], warm, d, 0, `warmup/${t}/warm.bin`);
+          if (m.failed) log(`warning: warm-up ${d} with ${t} failed: ${m.output.split('\n').pop()}`);
+        }
       }
-      await admin.emptyBucket(bucket, `run-${run}/`);
-      serverGc(server);
+      await admin.empty(bucket, 'warmup/');
+      await rm(warm.dataDir, { recursive: true, force: true });
+      server.gc();
     }
 
-    const summary = summarize(records, order);
-    console.log('');
-    printTable(summary, opts.size, opts.runs);
-    const startupResults = opts.startup ? await startup(tools, { bucket, workDir, runs: opts.startupRuns }) : undefined;
+    // The rounds: in run r, each case (while r ≤ its runs) with every tool, rotated by r.
+    const records = [];
+    const totalRuns = Math.max(...plan.cases.map((c) => c.runs));
+    for (let run = 1; run <= totalRuns; run++) {
+      for (const c of plan.cases.filter((x) => run <= x.runs)) {
+        const order = c.tools.map((_, i) => c.tools[(i + run - 1) % c.tools.length]);
+        for (const direction of c.directions) {
+          for (const t of order) {
+            const cell = `${c.id}/${direction}/${t}`;
+            if (plan.status[cell]) continue;
+            const key = direction === 'upload' ? keyOf(c, `up/r${run}/${t}`) : keyOf(c, 'seed');
+            const m = await transfer(tools[t], c, direction, run, key);
+            const head = `run ${run}/${c.runs} ${c.id} ${direction} ${t}:`;
+            if (m.failed && t === 's3xfer' && c.kind === 'tree' && m.code === 2) {
+              plan.status[cell] = 'n/a (not implemented)'; // a usage error: the command is not there yet
+              log(`${head} exit 2 (usage): marked n/a (not implemented): ${m.output.split('\n').pop()}`);
+              continue;
+            }
+            records.push({ case: c.id, direction, tool: t, run, bytes: c.bytes, files: c.files.length, ...m });
+            if (m.failed) log(`${head} FAILED (exit ${m.code}): ${m.output.slice(-600)}`);
+            else {
+              const rate = c.bytes >= MiB ? ` (${fmt(c.bytes / MiB / m.wallS)} MiB/s)` : '';
+              log(`${head} ${fmt(m.wallS, 2)} s${rate}, ${fmt(m.cpuS, 2)} CPU s, ${fmt(m.peakRssMiB, 0)} MiB RSS`);
+            }
+          }
+        }
+        await admin.empty(bucket, `up/r${run}/`);
+        spawnSync('sync');
+        server.gc();
+      }
+    }
 
-    const git = {
-      commit: runText('git', ['rev-parse', 'HEAD'], { cwd: ROOT }),
-      dirtyFiles: (runText('git', ['status', '--porcelain'], { cwd: ROOT }) ?? '').split('\n').filter(Boolean).length,
-    };
-    const report = {
-      date: new Date().toISOString(),
-      machine,
-      git,
-      server: { endpoint: server.env.S3_ENDPOINT, startedByBench: server.managed },
-      size: opts.size,
+    const date = new Date().toISOString();
+    const file = `${date.replace(/[:.]/g, '-')}.json`;
+    const rows = summarize(records, plan);
+    const meta = {
+      date,
+      file,
       runs: opts.runs,
+      machine: machineInfo(),
+      loadBefore,
+      loadAfter: os.loadavg().map((x) => +x.toFixed(2)),
+      tools: Object.fromEntries(Object.values(tools).map((t) => [t.name, { name: t.name, version: t.version, settings: t.settings }])),
+      seededBy: Object.keys(seeds).length ? seeder.name : undefined,
+    };
+    const md = markdown({ rows, plan, meta });
+    const distCli = join(ROOT, 'dist', 'cli', 'main.js');
+    const report = {
+      ...meta,
+      git: {
+        commit: runText('git', ['rev-parse', 'HEAD'], { cwd: ROOT }),
+        dirtyFiles: (runText('git', ['status', '--porcelain'], { cwd: ROOT }) ?? '').split('\n').filter(Boolean).length,
+        distBuiltAt: existsSync(distCli) ? statSync(distCli).mtime.toISOString() : undefined,
+      },
+      server: { endpoint: server.env.S3_ENDPOINT, managed: server.managed },
+      options: opts,
       tools: Object.fromEntries(
         Object.values(tools).map((t) => [
           t.name,
-          { version: t.version, settings: t.settings, example: t.cmd('FILE', t.url('BUCKET', 'KEY')).join(' ') },
+          {
+            ...meta.tools[t.name],
+            example: t.argv({ kind: 'file', direction: 'upload', local: 'FILE', bucket: 'BUCKET', key: 'KEY' }).join(' '),
+          },
         ]),
       ),
       skipped,
-      summary,
-      startup: startupResults,
+      cases: plan.cases.map(({ files, local, dataDir: _d, ...c }) => ({ ...c, files: files.length })),
+      seeds,
+      probes,
+      status: plan.status,
+      verified: plan.verified,
+      rows,
       transfers: records,
+      markdown: md,
     };
     const resultsDir = join(ROOT, 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
-    const out = join(resultsDir, `${report.date.replace(/[:.]/g, '-')}.json`);
-    await writeFile(out, JSON.stringify(report, null, 2) + '\n');
-    log(`raw results: ${out}`);
+    await writeFile(join(resultsDir, file), JSON.stringify(report, null, 2) + '\n');
+    console.log(md);
+    log(`raw results: bench/results/${file}`);
+    if (records.some((r) => r.failed)) process.exitCode = 1;
   } finally {
-    if (!interrupted) await cleanup();
+    if (!state.interrupted) await cleanup();
   }
 }
 
 main().catch((error) => {
-  if (current.interrupted) return; // the signal handler cleans up and sets the exit code
+  if (state.interrupted) return; // the signal handler cleans up and sets the exit code
   console.error(`bench: FAILED: ${error?.stack ?? error}`);
   process.exitCode = 1;
 });

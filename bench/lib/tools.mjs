@@ -1,0 +1,230 @@
+// The tools: how each is found (or installed), configured and invoked, and what it verifies of
+// the bytes it moves. Every tool runs at its defaults; only rclone-tuned adds flags.
+//
+// A tool is { name, version, settings, env, argv(op), unsupported(kind), verified(op) } where
+//   op = { kind: 'file' | 'tree', direction: 'upload' | 'download', local, bucket, key,
+//          objectSize, seed }  (for a tree, `key` is a prefix ending in '/'; `objectSize` is
+//          the size of one object; `seed` is HeadObject of a download's source object).
+import { existsSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { aptInstall, childEnv, KiB, MiB, parseSize, runText, which } from './util.mjs';
+
+export const TOOL_NAMES = ['s3xfer', 'aws', 'rclone', 'rclone-tuned', 'curl'];
+
+/** rclone-tuned's flags: rclone's concurrency matched to s3xfer's 10 (env BENCH_RCLONE_TUNED). */
+export const RCLONE_TUNED_FLAGS = '--multi-thread-streams 10 --transfers 10';
+
+// What "verified bytes?" says. An upload is verified when the server checks a digest of the body
+// the tool sent; a download when the tool checks a digest of what it received.
+export const VERIFIED = {
+  serverMd5: 'server MD5',
+  serverSha: 'server SHA-256',
+  serverBoth: 'server MD5 + SHA-256',
+  md5Etag: 'MD5 vs ETag',
+  md5Meta: 'MD5 vs metadata',
+  size: 'size only',
+  none: 'no',
+};
+export const VERIFIED_LEGEND = [
+  '**server MD5**: the tool sends Content-MD5, and the server refuses a body that does not match it (BadDigest).',
+  "**server SHA-256**: the SigV4 signature covers the body's SHA-256 (x-amz-content-sha256), and the server refuses a body that does not match it. " +
+    'botocore signs bodies this way over plain http; the CRC32 it also sends (x-amz-checksum-crc32) is ignored by this Ceph 16 server, which accepts a wrong one.',
+  '**server MD5 + SHA-256**: both, on every request of the upload (rclone sends Content-MD5 with each part and signs it).',
+  "**MD5 vs ETag / metadata**: the tool hashes what it received and compares it with the object's plain ETag (single-part objects), or with the MD5 rclone stores as X-Amz-Meta-Md5chksum.",
+  '**size only**: no digest is checked, only lengths. An object uploaded in parts has an ETag that is not an MD5 (`…-N`), and this server sends no x-amz-checksum-* headers, so botocore skips its response check.',
+  '**no**: nothing is checked (curl sends UNSIGNED-PAYLOAD).',
+  "s3xfer's cells are measured at the start of each bench: a loopback proxy flips one bit in the first body of an upload and of a download (one small file, one in parts), and the cell says what caught it. " +
+    "The other tools' cells follow from their code and versions; the same probe confirmed every one of them on 2026-11-24 (64 KiB, 16 MiB, 260 MiB).",
+];
+
+const plainEtag = (seed) => /^"?[0-9a-f]{32}"?$/i.test(seed?.etag ?? '');
+
+/** Finds and prepares every tool in `names`; returns { tools: {name: tool}, skipped: {name: why} }. */
+export async function setUpTools(names, ctx) {
+  const tools = {};
+  const skipped = {};
+  for (const name of names) {
+    const made = await FACTORIES[name](ctx);
+    if (typeof made === 'string') skipped[name] = made;
+    else tools[name] = { name, ...made };
+  }
+  return { tools, skipped };
+}
+
+const FACTORIES = {
+  async s3xfer({ root, server }) {
+    const cli = join(root, 'bin', 's3xfer.js');
+    if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) return 'dist/ is missing: run `npm run build` first (or `npm run bench`)';
+    const env = { ...credentials(server), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    const help = runText(process.execPath, [cli, 'cp', '--help'], { env: childEnv(env) }) ?? '';
+    // Its defaults, as its help states them: they decide single-part or multipart.
+    const defaultOf = (flag, fallback) => {
+      const m = new RegExp(`${flag}\\b[^\\n]*\\[default ([^\\]]+)\\]`).exec(help);
+      try {
+        return parseSize(m?.[1] ?? fallback);
+      } catch {
+        return parseSize(fallback);
+      }
+    };
+    const threshold = defaultOf('--multipart-threshold', '8MiB');
+    const partSize = defaultOf('--part-size', '8MiB');
+    const recursive = /--recursive\b/.test(help);
+    /** 'single' (one PUT or GET) or 'parts' (multipart upload, ranged GETs), as s3xfer decides. */
+    const shapeOf = (direction, objectSize) => {
+      const parts =
+        direction === 'upload' ? !(objectSize < threshold || objectSize <= partSize) : objectSize >= threshold && objectSize > partSize;
+      return parts ? 'parts' : 'single';
+    };
+    const commit = runText('git', ['rev-parse', '--short', 'HEAD'], { cwd: root });
+    const dirty = (runText('git', ['status', '--porcelain', '--', 'src', 'scripts', 'package.json'], { cwd: root }) ?? '')
+      .split('\n')
+      .filter(Boolean);
+    const built = statSync(join(root, 'dist', 'cli', 'main.js'))
+      .mtime.toISOString()
+      .slice(0, 16)
+      .replace('T', ' ');
+    return {
+      version:
+        `${runText(process.execPath, [cli, '--version'], { env: childEnv(env) }) ?? '?'}, built ${built} UTC from commit ${commit ?? '?'}` +
+        (dirty.length ? ` + ${dirty.length} uncommitted file(s) in src/, scripts/ or package.json` : ''),
+      settings: 'defaults (concurrency 10, 8 MiB parts and threshold); `--no-progress`',
+      env,
+      argv: (op) => [
+        process.execPath,
+        cli,
+        'cp',
+        ...(op.kind === 'tree' ? ['--recursive'] : []),
+        ...fromTo(op, s3Url(op)),
+        '--endpoint-url',
+        op.endpoint ?? server.env.S3_ENDPOINT,
+        '--no-progress',
+      ],
+      // Until `cp --recursive` lands, the tree cells say so (and a run that exits 2 says so too).
+      unsupported: (kind) => (kind === 'tree' && !recursive ? 'n/a (not implemented)' : undefined),
+      // Its code changes under the bench: what it verifies is probed (probe.mjs) for one object of
+      // each shape it makes, single request or parts. Without a probe (--no-probe): what 9e2274a did.
+      probeSizes: { single: 64 * KiB, parts: threshold + partSize },
+      verified({ direction, objectSize, seed, probes }) {
+        const shape = shapeOf(direction, objectSize);
+        const probed = probes?.[shape]?.[direction]?.verified;
+        if (probed) return probed;
+        if (direction === 'upload') return shape === 'single' ? VERIFIED.serverBoth : VERIFIED.serverSha;
+        return shape === 'single' && plainEtag(seed) ? VERIFIED.md5Etag : VERIFIED.size;
+      },
+    };
+  },
+
+  async aws({ server, workDir }) {
+    const found = () => which('aws');
+    if (!aptInstall(['awscli'], found)) return 'aws CLI not found: install it (pip install awscli, or apt-get install -y awscli)';
+    // Run the aws script itself, not pyenv's shim (whose bash and pyenv calls would be timed too).
+    const bin = (which('pyenv') && runText('pyenv', ['which', 'aws'])) || found();
+    const configFile = join(workDir, 'aws-config');
+    // No settings of its own: the defaults (10 requests, 8 MB parts and threshold); only a
+    // region, so that a ~/.aws/config cannot change anything.
+    await writeFile(configFile, `[default]\nregion = ${server.env.AWS_REGION}\n`);
+    const env = { ...credentials(server), AWS_CONFIG_FILE: configFile, AWS_SHARED_CREDENTIALS_FILE: join(workDir, 'no-credentials') };
+    const https = server.env.S3_ENDPOINT.startsWith('https:');
+    return {
+      version: runText(bin, ['--version'], { env: childEnv(env) }) ?? '?',
+      settings: 'defaults (10 requests, 8 MB parts and threshold; botocore default checksums); `--no-progress --only-show-errors`',
+      env,
+      argv: (op) => [
+        bin,
+        's3',
+        'cp',
+        ...(op.kind === 'tree' ? ['--recursive'] : []),
+        ...fromTo(op, s3Url(op)),
+        '--endpoint-url',
+        op.endpoint ?? server.env.S3_ENDPOINT,
+        '--no-progress',
+        '--only-show-errors',
+      ],
+      unsupported: () => undefined,
+      // Over http botocore signs every body's SHA-256; over https it sends a CRC32 trailer instead.
+      verified: ({ direction }) =>
+        direction === 'download' ? VERIFIED.size : https ? 'CRC32 (if the server checks it)' : VERIFIED.serverSha,
+    };
+  },
+
+  rclone: (ctx) => rclone(ctx, []),
+  'rclone-tuned': (ctx) => rclone(ctx, (process.env.BENCH_RCLONE_TUNED ?? RCLONE_TUNED_FLAGS).split(/\s+/).filter(Boolean)),
+
+  async curl({ server, workDir }) {
+    const bin = which('curl');
+    if (!bin) return 'curl not found';
+    const config = join(workDir, 'curl.conf'); // the keys stay off the command line
+    const { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: region } = server.env;
+    await writeFile(config, `user = "${id}:${secret}"\naws-sigv4 = "aws:amz:${region}:s3"\n`, { mode: 0o600 });
+    return {
+      version: (runText(bin, ['--version']) ?? '?').split('\n')[0].split(' ').slice(0, 2).join(' '),
+      settings: 'one request (a PUT or a GET) with `--aws-sigv4`, `x-amz-content-sha256: UNSIGNED-PAYLOAD`',
+      env: {},
+      argv: (op) => {
+        const url = `${(op.endpoint ?? server.env.S3_ENDPOINT).replace(/\/$/, '')}/${op.bucket}/${op.key.split('/').map(encodeURIComponent).join('/')}`;
+        const io = op.direction === 'upload' ? ['-T', op.local] : ['-o', op.local];
+        return [bin, '-sS', '-f', '-K', config, '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', ...io, url];
+      },
+      unsupported: (kind) => (kind === 'tree' ? '–' : undefined),
+      baseline: true,
+      verified: ({ direction }) => (direction === 'upload' ? VERIFIED.none : VERIFIED.size),
+    };
+  },
+};
+
+/** rclone at its defaults, plus `flags` (rclone-tuned). Its remote is set up in environment variables. */
+async function rclone({ server }, flags) {
+  const found = () => which('rclone');
+  if (!aptInstall(['rclone'], found)) return 'rclone not found: apt-get update && apt-get install -y rclone';
+  const bin = found();
+  const env = {
+    RCLONE_CONFIG: '/dev/null', // no config file: the remote "bench" is all in RCLONE_CONFIG_BENCH_*
+    RCLONE_CONFIG_BENCH_TYPE: 's3',
+    RCLONE_CONFIG_BENCH_PROVIDER: 'Ceph',
+    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
+    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
+    RCLONE_CONFIG_BENCH_ENDPOINT: server.env.S3_ENDPOINT,
+    RCLONE_CONFIG_BENCH_REGION: server.env.AWS_REGION,
+    AWS_CA_BUNDLE: '', // when set, rclone's S3 backend fails with "unable to load custom CA bundle"
+  };
+  const uploadCutoff = 200 * MiB; // rclone's default --s3-upload-cutoff: below it, one PUT
+  const version = (runText(bin, ['version']) ?? '?').split('\n')[0];
+  const minor = Number(/v1\.(\d+)/.exec(version)?.[1] ?? 99);
+  return {
+    version,
+    // Before 1.64, one file's download gets at most size ÷ --multi-thread-cutoff streams and its
+    // upload --s3-upload-concurrency parts in flight, whatever --multi-thread-streams says.
+    note:
+      flags.length && minor < 64
+        ? `rclone-tuned: in rclone ${version.replace(/^rclone /, '')}, one file's download gets min(--multi-thread-streams, size ÷ --multi-thread-cutoff (250 MiB)) ranged streams (4 for 1 GiB, 1 for 64 MiB) and its upload --s3-upload-concurrency (4) parts in flight, so \`${flags.join(' ')}\` changes only the tree cases (--transfers); \`BENCH_RCLONE_TUNED='--transfers 10 --s3-upload-concurrency 10 --multi-thread-streams 10 --multi-thread-cutoff 64M'\` would match 10 on single files too.`
+        : undefined,
+    settings: flags.length
+      ? `defaults + \`${flags.join(' ')}\``
+      : 'defaults (4 transfers, 4 upload parts and 4 download streams in flight, 5 MiB parts)',
+    env,
+    argv: (op) => {
+      const remote = `bench:${op.bucket}/${op.key}`.replace(/\/$/, '');
+      const endpoint = op.endpoint ? ['--s3-endpoint', op.endpoint] : [];
+      return [bin, op.kind === 'tree' ? 'copy' : 'copyto', ...fromTo(op, remote), '-q', ...flags, ...endpoint];
+    },
+    unsupported: () => undefined,
+    verified({ direction, objectSize, seed }) {
+      if (direction === 'upload') return objectSize < uploadCutoff ? VERIFIED.serverMd5 : VERIFIED.serverBoth;
+      if (plainEtag(seed)) return VERIFIED.md5Etag;
+      return seed?.metadata?.md5chksum ? VERIFIED.md5Meta : VERIFIED.size;
+    },
+  };
+}
+
+const credentials = (server) => ({
+  AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID,
+  AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY,
+  AWS_REGION: server.env.AWS_REGION,
+  AWS_DEFAULT_REGION: server.env.AWS_REGION,
+});
+
+const s3Url = (op) => `s3://${op.bucket}/${op.key}`;
+
+/** [source, destination] of a transfer between op.local and `remote`. */
+const fromTo = (op, remote) => (op.direction === 'upload' ? [op.local, remote] : [remote, op.local]);
