@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // bench/run.mjs — `npm run bench`: the benchmark of record. s3xfer against the aws CLI, rclone (at
-// its defaults and tuned to 10 streams) and a single-stream curl, on the local S3 server, in the
-// same run: each transfer a fresh process, tools interleaved and rotated, medians of the runs.
-// Plain Node ESM, no build step of its own (it runs the built CLI, bin/s3xfer.js → dist/).
+// its defaults, and as rclone-tuned with 10 streams and transfers) and a single-request curl, on
+// the local S3 server, in the same run: each transfer a fresh process, tools interleaved and
+// rotated, medians of the runs.
+// Plain Node ESM, no build step of its own: it runs a copy of the built CLI (dist/cli/bundle).
 //
 //   node bench/run.mjs [--cases big,medium,tiny,tree-small,tree-big] [--runs 3]
 //                      [--tools s3xfer,aws,rclone,rclone-tuned,curl] [--no-peers]
@@ -380,7 +381,7 @@ async function main() {
       seededBy: Object.keys(seeds).length ? seeder.name : undefined,
     };
     const md = markdown({ rows, plan, meta });
-    const distCli = join(ROOT, 'dist', 'cli', 'main.js');
+    const distCli = join(ROOT, 'dist', 'cli', 'bundle', 's3xfer.js');
     const report = {
       ...meta,
       git: {
