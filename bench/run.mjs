@@ -7,7 +7,7 @@
 //
 //   node bench/run.mjs [--cases big,medium,tiny,tree-small,tree-big] [--runs 3]
 //                      [--tools s3xfer,aws,rclone,rclone-tuned,curl] [--no-peers]
-//                      [--size CASE=SIZE]... [--no-warmup] [--tmpdir DIR] [--help]
+//                      [--size CASE=SIZE]... [--no-warmup] [--no-probe] [--tmpdir DIR] [--help]
 //
 // Cases (default: all but huge):
 //   big         1 GiB file, upload and download          medium  64 MiB file, upload and download
@@ -23,6 +23,7 @@
 //
 // Environment (flags win):
 //   BENCH_CASES=…  BENCH_RUNS=3  BENCH_TOOLS=…  BENCH_PEERS=0 (s3xfer only)  BENCH_WARMUP=0
+//   BENCH_PROBE=0 (no bit-flip probe of what s3xfer verifies: its cells then say what 9e2274a did)
 //   BENCH_SIZES=big=64MiB,medium=8MiB   BENCH_SIZE=64MiB (big's size)   BENCH_TMPDIR=/path
 //   BENCH_RCLONE_TUNED='--multi-thread-streams 10 --transfers 10' (rclone-tuned's flags)
 //   S3_ENDPOINT + AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_REGION]: use that server
