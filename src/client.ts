@@ -79,10 +79,14 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
       socketTimeout: options.socketTimeoutMs ?? 60_000,
     },
     agent: { keepAlive: true, maxSockets: options.maxSockets ?? 50 },
-    tls: tlsOptions(options.caBundle, options.verifySsl),
+    tls: {},
   };
   // Without a proxy that could apply, no routing layer and no proxy code at all.
   const proxyRules = compileProxyRules(options.proxy);
+  // A plain-http endpoint reached directly never makes a TLS connection: do not read and parse
+  // a CA bundle (AWS_CA_BUNDLE is often the system's, ~150 certificates, ~50 ms per start).
+  const tlsNeverUsed = endpoint?.toLowerCase().startsWith('http://') && proxyRules === undefined;
+  if (!tlsNeverUsed) connections.tls = tlsOptions(options.caBundle, options.verifySsl);
   const client = new S3Client({
     region: options.region || regionOrFallback(options.profile),
     ...(endpoint ? { endpoint } : {}),

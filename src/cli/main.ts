@@ -81,6 +81,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
     let cli = withGlobalOptions(yargs(argv))
       .scriptName('s3xfer')
       .usage('$0 <command> [options]\n\nUpload and download files to and from S3 and S3-compatible stores.');
+    // yargs lays out a command's whole help text before running it, in case the handler fails and
+    // help must be shown (we never show it then): ~45 ms of a small upload's start-up. Skip that.
+    const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } })
+      .getInternalMethods?.()
+      .getUsageInstance?.();
+    if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
     for (const command of COMMANDS) {
       cli = cli.command(command.command, command.describe, command.builder as never, (args) => execute(command, args as never));
     }
