@@ -143,6 +143,13 @@ function parseArgs(argv, env) {
     sizes[id] = text;
   }
   opts.sizes = sizes;
+  for (const def of CASES.filter((c) => opts.cases.includes(c.id))) {
+    try {
+      layout(def, sizes[def.id] ?? def.size);
+    } catch (e) {
+      die(e.message); // now, before anything is made that would need cleaning up
+    }
+  }
   return opts;
 }
 
@@ -163,12 +170,7 @@ function makePlan(opts, tools, dataDir) {
   };
   for (const id of opts.cases) {
     const def = CASES.find((c) => c.id === id);
-    let files;
-    try {
-      files = layout(def, opts.sizes[id] ?? def.size);
-    } catch (e) {
-      die(e.message);
-    }
+    const files = layout(def, opts.sizes[id] ?? def.size); // checked by parseArgs
     const local = join(dataDir, id);
     const caseTools = TOOL_NAMES.filter((t) => tools[t] && (def.tools ?? TOOL_NAMES).includes(t) && tools[t].unsupported(def.kind) !== '–');
     plan.cases.push({
