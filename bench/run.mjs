@@ -384,13 +384,11 @@ async function main() {
       seededBy: Object.keys(seeds).length ? seeder.name : undefined,
     };
     const md = markdown({ rows, plan, meta });
-    const distCli = join(ROOT, 'dist', 'cli', 'bundle', 's3xfer.js');
     const report = {
       ...meta,
       git: {
         commit: runText('git', ['rev-parse', 'HEAD'], { cwd: ROOT }),
         dirtyFiles: (runText('git', ['status', '--porcelain'], { cwd: ROOT }) ?? '').split('\n').filter(Boolean).length,
-        distBuiltAt: existsSync(distCli) ? statSync(distCli).mtime.toISOString() : undefined,
       },
       server: { endpoint: server.env.S3_ENDPOINT, managed: server.managed },
       options: opts,

@@ -143,7 +143,7 @@ export async function probeTool(tool, { proxy, admin, bucket, workDir, seeder, s
   else {
     const plain = /^"?[0-9a-f]{32}"?$/i.test(head.etag ?? '');
     result.download = {
-      verified: plain ? VERIFIED.md5Etag : 'yes (digest)',
+      verified: plain ? VERIFIED.md5Etag : /-\d+"?$/.test(head.etag ?? '') ? VERIFIED.partsEtag : 'yes (digest)',
       detail: `tool ${down.code === 0 ? 'retried, file correct' : `failed (exit ${down.code}): ${down.output}`}`,
     };
   }

@@ -5,7 +5,7 @@
 //   op = { kind: 'file' | 'tree', direction: 'upload' | 'download', local, bucket, key,
 //          objectSize, seed }  (for a tree, `key` is a prefix ending in '/'; `objectSize` is
 //          the size of one object; `seed` is HeadObject of a download's source object).
-import { existsSync, statSync } from 'node:fs';
+import { cpSync, existsSync, statSync, symlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aptInstall, childEnv, KiB, MiB, parseSize, runText, which } from './util.mjs';
@@ -23,6 +23,7 @@ export const VERIFIED = {
   serverBoth: 'server MD5 + SHA-256',
   md5Etag: 'MD5 vs ETag',
   md5Meta: 'MD5 vs metadata',
+  partsEtag: 'part MD5s vs ETag',
   size: 'size only',
   none: 'no',
 };
@@ -32,6 +33,7 @@ export const VERIFIED_LEGEND = [
     'botocore signs bodies this way over plain http; the CRC32 it also sends (x-amz-checksum-crc32) is ignored by this Ceph 16 server, which accepts a wrong one.',
   '**server MD5 + SHA-256**: both, on every request of the upload (rclone sends Content-MD5 with each part and signs it).',
   "**MD5 vs ETag / metadata**: the tool hashes what it received and compares it with the object's plain ETag (single-part objects), or with the MD5 rclone stores as X-Amz-Meta-Md5chksum.",
+  "**part MD5s vs ETag**: the tool computes the multipart ETag of what it received (the MD5 of the parts' MD5s, for the part size the object was uploaded with) and compares it with the object's `…-N` ETag.",
   '**size only**: no digest is checked, only lengths. An object uploaded in parts has an ETag that is not an MD5 (`…-N`), and this server sends no x-amz-checksum-* headers, so botocore skips its response check.',
   '**no**: nothing is checked (curl sends UNSIGNED-PAYLOAD).',
   "s3xfer's cells are measured at the start of each bench: a loopback proxy flips one bit in the first body of an upload and of a download (one small file, one in parts), and the cell says what caught it. " +
@@ -53,9 +55,16 @@ export async function setUpTools(names, ctx) {
 }
 
 const FACTORIES = {
-  async s3xfer({ root, server }) {
-    const cli = join(root, 'bin', 's3xfer.js');
-    if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) return 'dist/ is missing: run `npm run build` first (or `npm run bench`)';
+  async s3xfer({ root, server, workDir }) {
+    const bundle = join(root, 'dist', 'cli', 'bundle');
+    if (!existsSync(join(bundle, 's3xfer.js'))) return 'dist/ is missing: run `npm run build` first (or `npm run bench`)';
+    // A copy of the built CLI as it is now, so that a rebuild in the work tree during the bench
+    // neither breaks a transfer nor mixes two builds in one table.
+    const snapshot = join(workDir, 's3xfer');
+    cpSync(bundle, join(snapshot, 'dist', 'cli', 'bundle'), { recursive: true });
+    cpSync(join(root, 'bin'), join(snapshot, 'bin'), { recursive: true });
+    symlinkSync(join(root, 'node_modules'), join(snapshot, 'node_modules'));
+    const cli = join(snapshot, 'bin', 's3xfer.js');
     const env = { ...credentials(server), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     const help = runText(process.execPath, [cli, 'cp', '--help'], { env: childEnv(env) }) ?? '';
     // Its defaults, as its help states them: they decide single-part or multipart.
@@ -80,10 +89,7 @@ const FACTORIES = {
     const dirty = (runText('git', ['status', '--porcelain', '--', 'src', 'scripts', 'package.json'], { cwd: root }) ?? '')
       .split('\n')
       .filter(Boolean);
-    const built = statSync(join(root, 'dist', 'cli', 'main.js'))
-      .mtime.toISOString()
-      .slice(0, 16)
-      .replace('T', ' ');
+    const built = statSync(join(bundle, 's3xfer.js')).mtime.toISOString().slice(0, 16).replace('T', ' ');
     return {
       version:
         `${runText(process.execPath, [cli, '--version'], { env: childEnv(env) }) ?? '?'}, built ${built} UTC from commit ${commit ?? '?'}` +
