@@ -11,6 +11,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { RequestPool } from '../../src/engine/request-pool.js';
+import { AdaptiveConcurrency, isThrottling } from '../../src/engine/throttle.js';
 import { type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
 import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
 
@@ -244,5 +245,44 @@ describe('TransferManager', () => {
     await Promise.all([manager.upload(small[0]!, 'b', 'x'), manager.upload(join(dir, 'small-1.txt'), 'b', 'y')]);
     expect(done.sort()).toEqual(['x', 'y']);
     expect(bytes).toBe(100 + 101);
+  });
+});
+
+describe('AdaptiveConcurrency: the store says slow down', () => {
+  it('halves the pool on throttling, once per burst, and climbs back by one per round of answers', () => {
+    let now = 0;
+    const pool = new RequestPool(8);
+    const adaptive = new AdaptiveConcurrency(pool, 8, () => now);
+    adaptive.throttled();
+    adaptive.throttled(); // same burst: requests sent together are throttled together
+    expect(pool.concurrency).toBe(4);
+    now += 2000;
+    adaptive.throttled();
+    expect(pool.concurrency).toBe(2);
+    expect(adaptive.minimum).toBe(2);
+    for (let i = 0; i < 2; i++) adaptive.answered();
+    expect(pool.concurrency).toBe(3);
+    for (let i = 0; i < 100; i++) adaptive.answered();
+    expect(pool.concurrency).toBe(8);
+  });
+
+  it('never goes below one request', () => {
+    let now = 0;
+    const pool = new RequestPool(2);
+    const adaptive = new AdaptiveConcurrency(pool, 2, () => now);
+    for (let i = 0; i < 5; i++) {
+      now += 5000;
+      adaptive.throttled();
+    }
+    expect(pool.concurrency).toBe(1);
+  });
+
+  it('knows throttling by code or status, not other failures', () => {
+    expect(isThrottling({ name: 'SlowDown', $metadata: { httpStatusCode: 503 } })).toBe(true);
+    expect(isThrottling({ name: 'ServiceUnavailable', $metadata: { httpStatusCode: 503 } })).toBe(true);
+    expect(isThrottling({ name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } })).toBe(true);
+    expect(isThrottling({ name: 'TooManyRequests', $metadata: { httpStatusCode: 429 } })).toBe(true);
+    expect(isThrottling({ name: 'InternalError', $metadata: { httpStatusCode: 500 } })).toBe(false);
+    expect(isThrottling({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } })).toBe(false);
   });
 });
