@@ -19,6 +19,18 @@ export const S3_LIMITS = {
 /** The largest single PUT (and so the largest multipart threshold): its body is held in memory. */
 export const MAX_SINGLE_PUT = 256 * MiB;
 
+/**
+ * How downloads are checked (see {@link TransferConfig.verify}): `auto` checks whatever can be
+ * checked and warns about the rest, `require` refuses objects that cannot be checked, `off` skips it.
+ */
+export type VerifyMode = 'auto' | 'require' | 'off';
+
+/** The values of {@link VerifyMode}. */
+export const VERIFY_MODES: readonly VerifyMode[] = ['auto', 'require', 'off'];
+
+/** The verify mode of a config that names none. */
+export const DEFAULT_VERIFY_MODE: VerifyMode = 'auto';
+
 /** How a transfer is split and how many requests run at once (boto3's `TransferConfig`). */
 export interface TransferConfig {
   /**
@@ -49,6 +61,22 @@ export interface TransferConfig {
    * `createS3Client({ maxAttempts })`, which the CLI sets to the same value.
    */
   maxAttempts: number;
+  /**
+   * How downloads prove their bytes are the object's, hashing as the bytes arrive: the MD5 ETag of
+   * single-part objects, the multipart ETag recomputed over the upload's parts (their size from
+   * s3xfer's own metadata, the store's `PartNumber` answers, or the part sizes of common
+   * uploaders), or a CRC32/CRC32C/CRC64NVME/SHA-256 checksum the store keeps. A mismatch is fetched
+   * once more (it may be a transient corruption), then fails with an IntegrityError; the
+   * destination is never written.
+   * - `auto` (default): verify what can be verified; an object that cannot be (SSE-KMS ETag and no
+   *   checksum, unknown part sizes) is downloaded with a warning in the result.
+   * - `require`: such an object fails (IntegrityError, code `Unverifiable`), before any byte is
+   *   written where that can be known up front.
+   * - `off`: no check (the ETag still pins ranged GETs to one version).
+   *
+   * Left out, it is `auto` ({@link DEFAULT_VERIFY_MODE}).
+   */
+  verify?: VerifyMode;
 }
 
 /** The defaults of {@link TransferConfig}. */
@@ -88,7 +116,7 @@ export function formatBytes(value: number): string {
 export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): TransferConfig {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const config: TransferConfig = { ...DEFAULT_TRANSFER_CONFIG, ...defined };
-  const { partSize, multipartThreshold, concurrency, maxAttempts, memoryBudget } = config;
+  const { partSize, multipartThreshold, concurrency, maxAttempts, memoryBudget, verify } = config;
   if (!Number.isInteger(partSize) || partSize < S3_LIMITS.minPartSize || partSize > S3_LIMITS.maxPartSize) {
     throw new UsageError(
       `invalid part size ${describe(partSize)}: parts must be from 5 MiB to ${formatBytes(S3_LIMITS.maxPartSize).replace('.0 ', ' ')}` +
@@ -110,6 +138,9 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
   }
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
     throw new UsageError(`invalid max attempts ${maxAttempts}: it must be a whole number from 1 to 100`, 'InvalidMaxAttempts');
+  }
+  if (verify !== undefined && !VERIFY_MODES.includes(verify)) {
+    throw new UsageError(`invalid verify mode ${JSON.stringify(verify)}: it must be auto, require or off`, 'InvalidVerifyMode');
   }
   return config;
 }

@@ -17,6 +17,13 @@ export interface TransferInfo {
   totalBytes?: number;
 }
 
+/**
+ * How a download's bytes were proven to be the object's: the plain MD5 ETag of a single-part
+ * object, the multipart ETag recomputed from the upload's part layout, or a checksum the store
+ * keeps (full-object or composite).
+ */
+export type VerificationMethod = 'md5-etag' | 'multipart-etag' | 'crc64nvme' | 'crc32' | 'crc32c' | 'sha256';
+
 /** What a finished transfer reports. */
 export interface TransferResult {
   direction: Direction;
@@ -36,6 +43,11 @@ export interface TransferResult {
   seconds: number;
   /** The object's version, on versioned buckets. */
   versionId?: string;
+  /**
+   * Downloads: how the bytes were checked against the object, or `false` when they were not
+   * (`verify: 'off'`, or `'auto'` with nothing to check against: `warnings` then says why).
+   */
+  verified?: VerificationMethod | false;
   /** Things a person should know although the transfer succeeded (e.g. a check that was skipped). */
   warnings?: string[];
 }

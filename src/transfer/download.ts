@@ -1,12 +1,22 @@
-import { createHash, type Hash } from 'node:crypto';
-import { GetObjectCommand, type GetObjectCommandInput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  type GetObjectCommandInput,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+} from '@aws-sdk/client-s3';
 import pRetry from 'p-retry';
+import { DEFAULT_VERIFY_MODE } from '../config.js';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
+import { type PartHead, type PassDigests, planVerification } from '../integrity/checks.js';
+import { multipartEtagParts } from '../integrity/layout.js';
+import { DownloadVerification, type VerificationOutcome } from '../integrity/verification.js';
 import { type DownloadSink, openDownloadSink, resolveDownloadPath } from '../sinks/download-file.js';
 import { statusOf } from './error-mapping.js';
+import { PART_SIZE_METADATA } from './upload.js';
 
 /** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
 export type DownloadExtraArgs = Partial<
@@ -23,10 +33,11 @@ export interface KnownObject {
 }
 
 /**
- * One download as tasks on its manager's pool: HeadObject for size and ETag (unless a listing
- * gave them), then one streamed GET below the multipart threshold, or ranged GETs of `partSize`
- * pinned to the ETag with If-Match and checked against Content-Range. Bytes go to a temp file
- * beside the destination, renamed over it only when complete; the temp file's removal is the
+ * One download as tasks on its manager's pool: HeadObject for size, ETag, metadata and stored
+ * checksums (a listing's size and ETag replace it for single-part objects), then one streamed GET
+ * below the multipart threshold, or ranged GETs pinned to the ETag with If-Match and checked
+ * against Content-Range. Bytes go to a temp file beside the destination, renamed over it only
+ * when complete and verified (see {@link TransferConfig.verify}); the temp file's removal is the
  * clean-up the transfer registers, so a failure leaves the destination as it was.
  */
 export async function runDownload(
@@ -43,38 +54,123 @@ export async function runDownload(
   const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
   const target = await resolveDownloadPath(filename, t.key);
   t.info.destination = target;
-  const head: ObjectHead = known ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request);
+  const mode = t.config.verify ?? DEFAULT_VERIFY_MODE;
+  const verify = mode !== 'off';
+  // A listing's ETag does for a single-part object (the GET's headers tell its encryption); a
+  // multipart one needs HEAD's metadata and checksums to be verified.
+  const skipHead = known !== undefined && (!verify || (known.etag !== undefined && multipartEtagParts(known.etag) === undefined));
+  const head: ObjectHead = skipHead ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request, verify);
   const size = head.ContentLength ?? 0;
   t.events.queued(size);
+  const verification = verify ? await planDownloadVerification(t, request, head, size) : undefined;
+  verification?.assertVerifiable();
+
   const file = await openDownloadSink(target);
   const forget = t.onFailure(() => file.discard());
   // A device or pipe takes its bytes in order: one sequential GET.
   const plan = file.positional
     ? planParts(size, t.config, 'download')
     : planParts(size, { multipartThreshold: Infinity, partSize: size }, 'download');
-  const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file);
-  if (plan.multipart) await getter.getAll(plan.ranges);
-  else await getter.getWhole(head);
+  const ranges = verification ? verification.downloadRanges(plan.ranges, file.positional) : plan.ranges;
+  const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file, verification);
+  await getter.fetch(ranges, verification?.startPass(ranges));
+  let outcome: VerificationOutcome = { verified: false, warnings: [] };
+  if (verification) {
+    // A mismatch is fetched once more (everything: an ETag or CRC does not tell which part is
+    // wrong), progress rewinding as s3transfer's does on a retry; a device or pipe cannot rewind.
+    const refetch = async () => {
+      t.events.progress(-size);
+      await getter.fetch(ranges, verification.startPass(ranges));
+    };
+    outcome = await verification.conclude(file.positional ? refetch : undefined, tempPathOf(file));
+  }
   await file.commit(size);
   forget();
   return t.result({
     bytes: size,
-    parts: Math.max(1, plan.ranges.length),
-    multipart: plan.multipart,
+    parts: Math.max(1, ranges.length),
+    multipart: ranges.length > 1,
     etag: head.ETag,
     versionId: head.VersionId,
+    verified: outcome.verified,
+    warnings: outcome.warnings,
   });
 }
 
-type ObjectHead = Pick<HeadObjectCommandOutput, 'ContentLength' | 'ETag' | 'VersionId' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>;
+type ObjectHead = Pick<
+  HeadObjectCommandOutput,
+  | 'ContentLength'
+  | 'ETag'
+  | 'VersionId'
+  | 'ServerSideEncryption'
+  | 'SSECustomerAlgorithm'
+  | 'Metadata'
+  | 'ChecksumCRC32'
+  | 'ChecksumCRC32C'
+  | 'ChecksumCRC64NVME'
+  | 'ChecksumSHA256'
+  | 'ChecksumType'
+>;
+
+/**
+ * Chooses how to verify the object. Its part layout, when a multipart ETag needs one and the
+ * metadata does not give it, may cost one or two HeadObject requests with `PartNumber`.
+ */
+async function planDownloadVerification(
+  t: TransferContext,
+  request: GetObjectCommandInput,
+  head: ObjectHead,
+  size: number,
+): Promise<DownloadVerification> {
+  const headPart = async (partNumber: number): Promise<PartHead | undefined> => {
+    try {
+      const part = await t.send<HeadObjectCommandOutput>(new HeadObjectCommand({ ...request, PartNumber: partNumber }));
+      return { contentLength: part.ContentLength, partsCount: part.PartsCount, etag: part.ETag };
+    } catch (error) {
+      t.throwIfAborted();
+      if (error instanceof S3xferError) throw error;
+      return undefined; // refused or not understood: the layout is looked for elsewhere
+    }
+  };
+  const plan = await planVerification(
+    {
+      size,
+      etag: head.ETag,
+      serverSideEncryption: head.ServerSideEncryption,
+      sseCustomerAlgorithm: head.SSECustomerAlgorithm,
+      checksums: {
+        crc32: head.ChecksumCRC32,
+        crc32c: head.ChecksumCRC32C,
+        crc64nvme: head.ChecksumCRC64NVME,
+        sha256: head.ChecksumSHA256,
+        type: head.ChecksumType,
+      },
+      recordedPartSize: head.Metadata?.[PART_SIZE_METADATA],
+    },
+    { rangedByDefault: planParts(size, t.config, 'download').multipart, partSize: t.config.partSize, headPart },
+  );
+  return new DownloadVerification(plan, {
+    source: t.info.source,
+    destination: t.info.destination,
+    size,
+    require: (t.config.verify ?? DEFAULT_VERIFY_MODE) === 'require',
+  });
+}
+
+/** The temp file of an atomic download, to re-read for other guessed part layouts. */
+function tempPathOf(file: DownloadSink): string | undefined {
+  const path = (file as { tempPath?: unknown }).tempPath;
+  return typeof path === 'string' ? path : undefined;
+}
 
 /**
  * HeadObject. HEAD errors have no body, so a 403/404 only says 'Forbidden'/'NotFound'; one
  * one-byte GET then tells which (NoSuchBucket or NoSuchKey, InvalidAccessKeyId or AccessDenied).
  */
-async function headObject(t: TransferContext, request: GetObjectCommandInput): Promise<HeadObjectCommandOutput> {
+async function headObject(t: TransferContext, request: GetObjectCommandInput, checksums: boolean): Promise<HeadObjectCommandOutput> {
   try {
-    return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand(request));
+    // ChecksumMode: the stored checksums come back too, where the store keeps them.
+    return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand({ ...request, ...(checksums ? { ChecksumMode: 'ENABLED' } : {}) }));
   } catch (error) {
     const status = statusOf(error);
     if (status !== 403 && status !== 404) throw error;
@@ -105,41 +201,31 @@ class RangeGetter {
     private readonly request: GetObjectCommandInput,
     private readonly size: number,
     private readonly file: DownloadSink,
+    private readonly verification?: DownloadVerification,
   ) {}
 
-  /** One GET for the whole object; verifies the MD5 when the ETag is a plain one. */
-  async getWhole(head: ObjectHead): Promise<void> {
+  /**
+   * Fetches `ranges` through the manager's pool (the first failure cancels the rest), feeding
+   * their bytes to `digests` as they are written.
+   */
+  async fetch(ranges: ByteRange[], digests?: PassDigests): Promise<void> {
     if (this.size === 0) {
       // A Range on an empty object is unsatisfiable (416): ask for it whole.
       await this.transfer.request(async (signal) => {
         const response = await this.transfer.client.send(new GetObjectCommand(this.request), { abortSignal: signal });
+        this.verification?.inspect(response);
         for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
       });
       return;
     }
-    const expected = plainMd5(head);
-    const hash = expected ? createHash('md5') : undefined;
-    await this.transfer.request((signal) => this.getRange({ start: 0, end: this.size - 1 }, signal, hash));
-    const actual = hash?.digest('hex');
-    if (expected && actual !== expected) {
-      throw new IntegrityError(
-        `${this.transfer.info.source}: downloaded bytes have MD5 ${actual}, the object's ETag says ${expected}`,
-        'ChecksumMismatch',
-        { source: this.transfer.info.source, destination: this.transfer.info.destination },
-      );
-    }
-  }
-
-  /** Ranged GETs through the manager's pool; the first failure cancels the rest. */
-  async getAll(ranges: ByteRange[]): Promise<void> {
-    await this.transfer.all(ranges.length, (index, signal) => this.getRange(ranges[index]!, signal));
+    await this.transfer.all(ranges.length, (index, signal) => this.getRange(ranges[index]!, signal, digests));
   }
 
   /**
    * Writes one range at its offset. A stream that breaks mid-body is resumed from the first
    * missing byte (no progress rewinds), up to `maxAttempts` times with backoff.
    */
-  private async getRange(range: ByteRange, signal: AbortSignal, hash?: Hash): Promise<void> {
+  private async getRange(range: ByteRange, signal: AbortSignal, digests?: PassDigests): Promise<void> {
     let position = range.start;
     await pRetry(
       async () => {
@@ -148,15 +234,22 @@ class RangeGetter {
           new GetObjectCommand({ ...this.request, ...(whole ? {} : { Range: `bytes=${position}-${range.end}` }) }),
           { abortSignal: signal },
         );
-        this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
         const body = response.Body as Body | undefined;
+        try {
+          this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
+          this.verification?.inspect(response as GetObjectCommandOutput);
+        } catch (error) {
+          body?.destroy?.();
+          throw error;
+        }
         // Chunks arrive in 16–64 KiB pieces: write them in batches of ~1 MiB (one writev each).
         let batch: Uint8Array[] = [];
         let batchBytes = 0;
         const flush = async () => {
           if (batchBytes === 0) return;
           await this.file.write(batch, position);
-          for (const chunk of batch) hash?.update(chunk);
+          // Hashed once written: a resumed stream goes on with the same digests from here.
+          digests?.feed(position, batch);
           position += batchBytes;
           this.transfer.events.progress(batchBytes);
           batch = [];
@@ -220,13 +313,4 @@ class RangeGetter {
       source: this.transfer.info.source,
     });
   }
-}
-
-/** The MD5 an ETag stands for, when it is a plain one (not multipart, not SSE-KMS or SSE-C). */
-function plainMd5(head: ObjectHead): string | undefined {
-  const etag = head.ETag?.replace(/"/g, '');
-  if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
-  if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm)
-    return undefined;
-  return etag.toLowerCase();
 }

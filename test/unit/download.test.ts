@@ -169,11 +169,12 @@ describe('downloadFile at or above the multipart threshold', () => {
   it('refuses a part whose Content-Range is not the one asked for', async () => {
     const data = randomBytes(size);
     serveObject(data, '"multi-3"');
-    s3.on(GetObjectCommand).resolves({
+    // Every GET answers with the first part (a fresh body each: a refused response's body is destroyed).
+    s3.on(GetObjectCommand).callsFake(() => ({
       Body: Readable.from([data.subarray(0, 5 * MiB)]) as never,
       ContentRange: `bytes 0-${5 * MiB - 1}/${size}`,
       ContentLength: 5 * MiB,
-    });
+    }));
     const failure = await downloadFile(client, 'bkt', 'big.bin', join(dir, 'big.bin'), { config }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect((failure as IntegrityError).code).toBe('RangeMismatch');
