@@ -1,6 +1,7 @@
 import { mkdir, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { SiblingFailed } from '../engine/transfer-context.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
@@ -11,14 +12,14 @@ import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.j
 import { listLocal } from '../storage/local-listing.js';
 import { listS3 } from '../storage/s3-listing.js';
 import { compareListings, type SyncMode } from '../storage/sync-compare.js';
-import { toS3xferError } from '../transfer/error-mapping.js';
+import { fileErrorReason, isAbortError, toS3xferError } from '../transfer/error-mapping.js';
 import type { UploadExtraArgs } from '../transfer/upload.js';
 
 /** Something a directory job did not transfer, and why. */
 export interface SkippedItem {
   /** The local path or `s3://` URL. */
   path: string;
-  /** Stable code: `UnsafeKey`, `FileAndPrefix`, `SpecialFile`, `DirectoryLoop`, `Unreadable`, … */
+  /** Stable code: `UnsafeKey`, `NameTooLong`, `FileAndPrefix`, `SpecialFile`, `DirectoryLoop`, `Unreadable`, `Unwritable`, … */
   code: string;
   reason: string;
 }
@@ -90,23 +91,24 @@ export async function copyTree(
   options: TreeOptions = {},
 ): Promise<TreeSummary> {
   const job = new TreeJob(manager, options);
-  if (source.kind === 'local' && destination.kind === 's3') {
-    const { root } = await job.localSource(source);
-    const prefix = await job.s3Destination(destination);
-    for await (const entry of listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })) {
-      if (entry.kind === 'skip') job.skipLocal(entry);
-      else if (job.filter(entry.relative)) await job.upload(entry, destination.bucket, prefix + entry.relative);
+  return job.run(async () => {
+    if (source.kind === 'local' && destination.kind === 's3') {
+      const { root } = await job.localSource(source);
+      const prefix = await job.s3Prefix(destination);
+      for await (const entry of listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })) {
+        if (entry.kind === 'skip') job.skipLocal(entry);
+        else if (job.filter(entry.relative)) await job.upload(entry, destination.bucket, prefix + entry.relative);
+      }
+    } else if (source.kind === 's3' && destination.kind === 'local') {
+      const prefix = await job.s3Prefix(source);
+      const root = await job.localDestination(destination);
+      for await (const entry of listS3(manager.client, source.bucket, prefix, { signal: manager.signal })) {
+        if (entry.kind === 'file' && job.filter(entry.relative)) await job.download(entry, root);
+      }
+    } else {
+      throw directionError(source, destination);
     }
-  } else if (source.kind === 's3' && destination.kind === 'local') {
-    const prefix = prefixOf(source);
-    const root = await job.localDestination(destination);
-    for await (const entry of listS3(manager.client, source.bucket, prefix, { signal: manager.signal })) {
-      if (entry.kind === 'file' && job.filter(entry.relative)) await job.download(entry, root);
-    }
-  } else {
-    throw directionError(source, destination);
-  }
-  return job.finish();
+  });
 }
 
 /**
@@ -123,34 +125,47 @@ export async function syncTree(
 ): Promise<TreeSummary> {
   const job = new TreeJob(manager, options);
   const compare = { mode: options.mode, deleteExtra: options.deleteExtra, filter: job.filter };
-  if (source.kind === 'local' && destination.kind === 's3') {
-    const { root } = await job.localSource(source);
-    const prefix = await job.s3Destination(destination);
-    const from = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
-    const to = listS3(manager.client, destination.bucket, prefix, { signal: manager.signal });
-    const doomed: string[] = [];
-    for await (const decision of compareListings(from, to, { ...compare, direction: 'upload' })) {
-      if (decision.action === 'copy' && decision.source) await job.upload(decision.source, destination.bucket, prefix + decision.relative);
-      else if (decision.action === 'delete' && decision.destination?.s3) doomed.push(decision.destination.s3.key);
-      else if (decision.action === 'skip-source' && decision.skipped) job.skipLocal(decision.skipped);
-      else if (decision.action === 'skip-same') job.summary.unchanged++;
+  return job.run(async () => {
+    if (source.kind === 'local' && destination.kind === 's3') {
+      const { root } = await job.localSource(source);
+      const prefix = await job.s3Prefix(destination);
+      const from = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
+      const to = listS3(manager.client, destination.bucket, prefix, { signal: manager.signal });
+      const doomed: string[] = [];
+      for await (const decision of compareListings(from, to, { ...compare, direction: 'upload' })) {
+        if (decision.action === 'copy' && decision.source)
+          await job.upload(decision.source, destination.bucket, prefix + decision.relative);
+        else if (decision.action === 'delete' && decision.destination?.s3) doomed.push(decision.destination.s3.key);
+        else if (decision.action === 'skip-source' && decision.skipped) job.skipLocal(decision.skipped);
+        else if (decision.action === 'skip-same') job.summary.unchanged++;
+      }
+      await job.deleteKeys(destination.bucket, doomed);
+    } else if (source.kind === 's3' && destination.kind === 'local') {
+      const prefix = await job.s3Prefix(source);
+      const root = await job.localDestination(destination);
+      const from = listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
+      // A dry run does not make a missing destination: it is compared as an empty directory.
+      const to = (await exists(root))
+        ? listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })
+        : emptyListing();
+      for await (const decision of compareListings(from, to, { ...compare, direction: 'download' })) {
+        if (decision.action === 'copy' && decision.source) await job.download(decision.source, root);
+        else if (decision.action === 'delete' && decision.destination?.local) await job.deleteFile(decision.destination.local.path);
+        else if (decision.action === 'skip-same') job.summary.unchanged++;
+      }
+    } else {
+      throw directionError(source, destination);
     }
-    await job.deleteKeys(destination.bucket, doomed);
-  } else if (source.kind === 's3' && destination.kind === 'local') {
-    const prefix = prefixOf(source);
-    const root = await job.localDestination(destination);
-    const from = listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
-    const to = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
-    for await (const decision of compareListings(from, to, { ...compare, direction: 'download' })) {
-      if (decision.action === 'copy' && decision.source) await job.download(decision.source, root);
-      else if (decision.action === 'delete' && decision.destination?.local) await job.deleteFile(decision.destination.local.path);
-      else if (decision.action === 'skip-same') job.summary.unchanged++;
-    }
-  } else {
-    throw directionError(source, destination);
-  }
-  return job.finish();
+  });
 }
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+async function* emptyListing(): AsyncGenerator<never> {}
 
 /** The prefix of an S3 location taken as a directory: `a/b` and `a/b/` both mean `a/b/`. */
 function prefixOf(location: S3Location): string {
@@ -212,8 +227,16 @@ class TreeJob {
     return { root: location.path };
   }
 
-  /** The destination prefix, after checking the bucket exists (else every file would fail alike). */
-  async s3Destination(location: S3Location): Promise<string> {
+  /**
+   * The prefix, after checking the bucket exists: else every upload would fail alike, or a
+   * download's directory would be made for nothing.
+   */
+  async s3Prefix(location: S3Location): Promise<string> {
+    await this.checkBucket(location);
+    return prefixOf(location);
+  }
+
+  private async checkBucket(location: S3Location): Promise<void> {
     try {
       await this.manager.client.send(new HeadBucketCommand({ Bucket: location.bucket }), { abortSignal: this.manager.signal });
     } catch (error) {
@@ -225,7 +248,6 @@ class TreeJob {
         });
       if (status !== 403) throw toS3xferError(error, { bucket: location.bucket });
     }
-    return prefixOf(location);
   }
 
   /** The destination directory, made when missing; a file in its place is refused. */
@@ -258,6 +280,9 @@ class TreeJob {
   async download(entry: Extract<S3ListingEntry, { kind: 'file' }>, root: string): Promise<void> {
     const { bucket, key } = entry.s3!;
     const url = formatS3Url(bucket, key);
+    const target = localPathForKey(root, entry.relative);
+    // An unsafe key is refused for what it is, and never counts as a file that others conflict with.
+    if (!target.ok && target.code !== 'DirectoryMarker') return this.skip({ path: url, code: target.code, reason: target.reason });
     const conflict = this.conflicts(entry.relative);
     if (conflict !== undefined) {
       return this.skip({
@@ -266,16 +291,22 @@ class TreeJob {
         reason: `"${conflict}" is both an object and a prefix of "${entry.relative}": one of them cannot be a file here`,
       });
     }
-    const target = localPathForKey(root, entry.relative);
     if (!target.ok) {
-      if (target.code !== 'DirectoryMarker') return this.skip({ path: url, code: target.code, reason: target.reason });
       // A folder marker (`photos/`) makes a directory, never a file.
       const directory = localPathForKey(root, entry.relative.replace(/\/+$/, ''));
-      if (directory.ok) await this.makeDirectory(directory.path, true);
+      if (directory.ok) await this.makeDirectory(directory.path, true, url);
       return;
     }
     if (this.options.dryRun) return this.plan({ action: 'download', source: url, destination: target.path });
-    await this.makeDirectory(dirname(target.path), false);
+    if (!(await this.makeDirectory(dirname(target.path), false, url))) return;
+    // A directory in the file's place: the download would go inside it (as `cp s3://… DIR` does).
+    if ((await stat(target.path).catch(() => undefined))?.isDirectory()) {
+      return this.skip({
+        path: url,
+        code: 'FileAndPrefix',
+        reason: `${target.path} is a directory here: the object cannot be a file there`,
+      });
+    }
     await this.manager.ready();
     const done = this.manager.download(bucket, key, target.path, { known: { size: entry.size, etag: entry.etag } }).then(async (result) => {
       // The object's time becomes the file's, so that a sync back does not upload it again.
@@ -321,8 +352,19 @@ class TreeJob {
     }
   }
 
-  /** Waits for every transfer, then returns the summary. */
-  async finish(): Promise<TreeSummary> {
+  /**
+   * Runs the job's steps, then waits for every transfer and returns the summary. When a step
+   * throws, the transfers already started are settled (cleaned up) first; a job stopped by a failed
+   * transfer (failure policy `stop`) rejects with that failure rather than the cancellation.
+   */
+  async run(steps: () => Promise<void>): Promise<TreeSummary> {
+    try {
+      await steps();
+    } catch (error) {
+      await this.settle();
+      const stoppedBy = this.summary.failed.find((f) => !isAbortError(f.error));
+      throw isAbortError(error) && this.manager.signal.reason instanceof SiblingFailed && stoppedBy ? stoppedBy.error : error;
+    }
     await this.settle();
     this.summary.seconds = (performance.now() - this.started) / 1000;
     return this.summary;
@@ -336,14 +378,33 @@ class TreeJob {
     this.options.events?.onPlanned?.(change);
   }
 
-  private async makeDirectory(path: string, announce: boolean): Promise<void> {
-    if (this.madeDirectories.has(path)) return;
-    this.madeDirectories.add(path);
+  /**
+   * Makes a directory (once) for the key at `url`; when a file is in its way, or it cannot be made,
+   * the key is reported as skipped and false returned: the other keys go on.
+   */
+  private async makeDirectory(path: string, announce: boolean, url: string): Promise<boolean> {
+    if (this.madeDirectories.has(path)) return true;
     if (this.options.dryRun) {
       if (announce) this.plan({ action: 'mkdir', destination: path });
-      return;
+      this.madeDirectories.add(path);
+      return true;
     }
-    await mkdir(path, { recursive: true });
+    try {
+      await mkdir(path, { recursive: true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const inTheWay = code === 'EEXIST' || code === 'ENOTDIR';
+      this.skip({
+        path: url,
+        code: inTheWay ? 'FileAndPrefix' : 'Unwritable',
+        reason: inTheWay
+          ? `a file is in the way of the directory ${path}`
+          : `cannot make the directory ${path}: ${fileErrorReason(error) ?? String(error)}`,
+      });
+      return false;
+    }
+    this.madeDirectories.add(path);
+    return true;
   }
 
   private track(transfer: Promise<{ bytes: number }>, source: string, destination: string): void {

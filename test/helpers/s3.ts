@@ -3,13 +3,12 @@ import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
-  DeleteObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
-import { createS3Client } from '../../src/index.js';
+import { createS3Client, deleteObjects, listS3 } from '../../src/index.js';
 
 /** The test server's settings (from the global setup). */
 export function s3Server() {
@@ -63,13 +62,23 @@ export async function listKeys(client: S3Client, bucket: string): Promise<string
   return (Contents ?? []).map((o) => o.Key!);
 }
 
-/** Empties and deletes a bucket (aborting any open multipart upload). */
+/**
+ * Empties and deletes a bucket of any size: aborts every open multipart upload and deletes every
+ * key, page after page (DeleteObjects in batches of 1,000).
+ */
 export async function removeTestBucket(client: S3Client, bucket: string): Promise<void> {
-  for (const u of await openMultipartUploads(client, bucket)) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+  for (let uploads = await openMultipartUploads(client, bucket); uploads.length > 0; uploads = await openMultipartUploads(client, bucket)) {
+    await Promise.all(
+      uploads.map((u) => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }))),
+    );
   }
-  for (const key of await listKeys(client, bucket)) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  const result = await deleteObjects(client, bucket, allKeys(client, bucket));
+  if (result.failed > 0) throw new Error(`${bucket}: ${result.failed} keys could not be deleted`);
   await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
+async function* allKeys(client: S3Client, bucket: string): AsyncGenerator<string> {
+  for await (const entry of listS3(client, bucket, '')) if (entry.kind === 'file') yield entry.s3!.key;
 }
 
 /**

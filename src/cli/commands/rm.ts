@@ -3,7 +3,7 @@ import { formatS3Url, parseS3Url } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { filterRulesFrom, TREE_OPTIONS } from '../options.js';
-import { treeEvents } from './tree.js';
+import { FILTER_OPTIONS, treeEvents } from './tree.js';
 
 interface RmArgs {
   target: string;
@@ -21,7 +21,7 @@ export const rmCommand: CliCommand = {
     yargs
       .positional('target', { type: 'string', demandOption: true })
       .option('recursive', { alias: 'r', type: 'boolean', default: false, describe: 'Delete every object under the prefix' })
-      .options({ include: TREE_OPTIONS.include, exclude: TREE_OPTIONS.exclude, dryrun: TREE_OPTIONS.dryrun }),
+      .options({ ...FILTER_OPTIONS, dryrun: TREE_OPTIONS.dryrun }),
   async run(raw, context) {
     const args = raw as unknown as RmArgs;
     const target = parseS3Url(args.target);

@@ -2,7 +2,7 @@ import { UsageError } from '../../errors.js';
 import { parseLocation } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { filterRulesFrom, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
-import { finishTree, treeEvents, treeManager } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
 
 interface SyncArgs extends UploadArgs {
   source: string;
@@ -20,6 +20,7 @@ export const syncCommand: CliCommand = {
   describe: 'Make a prefix match a directory, or a directory match a prefix (what is missing or differs)',
   builder: (yargs) =>
     withTreeOptions(withUploadOptions(yargs))
+      .options(FILTER_OPTIONS)
       .positional('source', { type: 'string', demandOption: true })
       .positional('destination', { type: 'string', demandOption: true })
       .option('delete', { type: 'boolean', default: false, describe: 'Delete files or objects the source lacks' })

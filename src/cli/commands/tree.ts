@@ -2,8 +2,19 @@ import type { TreeEvents, TreeSummary } from '../../directory/tree-jobs.js';
 import type { TransferManager } from '../../engine/transfer-manager.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
+import { TREE_OPTIONS } from '../options.js';
 import { describeTransfer } from '../reporters/format.js';
 import type { Reporter } from '../reporters/reporter.js';
+
+/**
+ * `--include` and `--exclude` of cp, sync and rm: one pattern per flag (the rules are read from argv
+ * in order, see `filterRulesFrom`). Without `nargs: 1`, yargs's array options would swallow the
+ * operands after them (`cp -r --exclude '*' --include '*.txt' DIR s3://…`).
+ */
+export const FILTER_OPTIONS = {
+  include: { ...TREE_OPTIONS.include, nargs: 1 },
+  exclude: { ...TREE_OPTIONS.exclude, nargs: 1 },
+} as const;
 
 /** What cp --recursive, sync and rm share: a manager whose failures are printed as they happen. */
 export async function treeManager(context: CommandContext): Promise<TransferManager> {
