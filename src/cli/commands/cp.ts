@@ -2,7 +2,7 @@ import { UsageError } from '../../errors.js';
 import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { CliCommand, CommandContext } from '../command.js';
 import { filterRulesFrom, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
-import { finishTree, treeEvents, treeManager } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -97,7 +97,7 @@ const operands = (yargs: Parameters<CliCommand['builder']>[0], destinationRequir
           describe: 'Copy every file under a directory, or every object under a prefix',
         }),
     ),
-  );
+  ).options(FILTER_OPTIONS);
 
 /** `s3xfer cp SRC DST` */
 export const cpCommand: CliCommand = {
