@@ -56,4 +56,6 @@ export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3U
 export { type Environment, type ProxyOption, proxyForUrl, resolveCaBundle } from './network.js';
 export * from './storage/index.js';
 export type { DownloadExtraArgs, KnownObject } from './transfer/download.js';
+export type { StreamDownloadOptions } from './transfer/stream-download.js';
+export { planStreamUpload, type StreamUploadOptions, type StreamUploadPlan } from './transfer/stream-upload.js';
 export { PART_SIZE_METADATA, type UploadExtraArgs, type UploadedPart } from './transfer/upload.js';

@@ -7,6 +7,8 @@ import { LocalFileError, TransferAbortedError, UsageError } from '../errors.js';
  * - 2: the command cannot run as given: bad flags or URL, invalid size, or a source file that is
  *      missing, unreadable or a directory (the aws CLI's "skipped" files).
  * - 130: interrupted by Ctrl-C (SIGINT); 143: terminated (SIGTERM). Nothing is left behind.
+ * - 141: the reader of stdout went away (`cp s3://… - | head -c 100`): what a process killed by
+ *        SIGPIPE reports (128 + 13), printed quietly; Node ignores SIGPIPE, so it is an exit code.
  */
 export const EXIT = {
   ok: 0,
@@ -14,6 +16,7 @@ export const EXIT = {
   usage: 2,
   interrupted: 130,
   terminated: 143,
+  brokenPipe: 141,
 } as const;
 
 /** The exit code for an error that ended the command. */

@@ -38,6 +38,21 @@ const UPLOAD_OPTIONS = {
   acl: { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' },
 } as const satisfies Record<string, Options>;
 
+/** Flags of uploads from stdin (`cp - s3://bucket/key`). */
+const STREAM_OPTIONS = {
+  'expected-size': {
+    type: 'string',
+    describe:
+      'Size, or an upper bound, of a stream from stdin: raises the part size so that it fits in 10,000 parts ' +
+      '(needed above 10,000 × --part-size, 78 GiB by default)',
+  },
+} as const satisfies Record<string, Options>;
+
+/** Adds the stdin-upload flags. */
+export function withStreamOptions<T>(yargs: Argv<T>) {
+  return yargs.options(STREAM_OPTIONS);
+}
+
 /** Flags of the directory commands (cp --recursive, sync, rm --recursive). */
 export const TREE_OPTIONS = {
   include: { type: 'string', array: true, describe: 'Include paths matching this glob (after an --exclude; the last match wins)' },
@@ -97,6 +112,7 @@ export function unknownFlags(argv: string[]): string[] {
   const all: Record<string, Options> = {
     ...GLOBAL_OPTIONS,
     ...UPLOAD_OPTIONS,
+    ...STREAM_OPTIONS,
     ...TREE_OPTIONS,
     ...COMMAND_FLAGS,
     help: { alias: 'h', type: 'boolean' },

@@ -41,6 +41,22 @@ export class MemoryBudget {
   }
 
   /**
+   * Counts `size` bytes held outside the budget's buffers (lib-storage's part buffers for a stream
+   * upload) against the budget, waiting as {@link take} does; call the returned function (once;
+   * later calls do nothing) to give them back. Rejects with the signal's reason on abort.
+   */
+  async reserve(size: number, signal?: AbortSignal): Promise<() => void> {
+    if (!this.fits(size)) this.dropSpares();
+    if (!this.fits(size) || this.waiters.length > 0) await this.wait(size, signal);
+    else this.grant(size);
+    let held = true;
+    return () => {
+      if (held) this.release(size);
+      held = false;
+    };
+  }
+
+  /**
    * Returns a buffer for reuse. Pass `reusable: false` when the buffer may still be read (a
    * request that failed mid-body may still be writing it to a socket): its bytes are released
    * but the buffer itself is left to the garbage collector.

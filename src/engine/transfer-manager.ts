@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { resolveTransferConfig, type TransferConfig } from '../config.js';
@@ -7,6 +8,8 @@ import type { Direction, TransferInfo, TransferResult, TransferSubscriber } from
 import { formatS3Url } from '../location.js';
 import { type DownloadExtraArgs, type KnownObject, runDownload } from '../transfer/download.js';
 import { isAbortError } from '../transfer/error-mapping.js';
+import { runStreamDownload, type StreamDownloadOptions } from '../transfer/stream-download.js';
+import { runStreamUpload, type StreamUploadOptions } from '../transfer/stream-upload.js';
 import { runUpload, type UploadExtraArgs } from '../transfer/upload.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RequestPool } from './request-pool.js';
@@ -113,6 +116,31 @@ export class TransferManager {
   download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
     return this.submit(info, bucket, key, options, (t) => runDownload(t, filename, options.extraArgs ?? {}, options.known));
+  }
+
+  /**
+   * Uploads a stream of unknown length (stdin) to `s3://bucket/key` through lib-storage's
+   * `Upload`: parts of `partSize` (raised for `options.expectedSize`) are buffered from the stream,
+   * at most one per request in flight plus the one being filled, and counted in the memory budget;
+   * a stream that ends within the first part is one PutObject. A stream longer than 10,000 parts
+   * fails (UsageError, code `StreamTooLarge`) and its multipart upload is aborted. Requests take
+   * slots of this manager's pool. The stream is destroyed if the upload fails.
+   */
+  uploadStream(body: Readable, bucket: string, key: string, options: StreamUploadOptions = {}): Promise<TransferResult> {
+    const info = { direction: 'upload' as const, source: options.sourceName ?? '-', destination: formatS3Url(bucket, key) };
+    return this.submit(info, bucket, key, options, (t) => runStreamUpload(t, body, options));
+  }
+
+  /**
+   * Downloads `s3://bucket/key` to a stream (stdout, a pipe): ranges fetched in parallel through
+   * this manager's pool and written in order, at most `options.maxBufferedRanges` held in memory
+   * (buffers from the memory budget). An output that closes early fails the download with
+   * LocalFileError code `EPIPE` and cancels its requests. The stream is ended when done unless
+   * `options.end` is false.
+   */
+  downloadToStream(bucket: string, key: string, writable: Writable, options: StreamDownloadOptions = {}): Promise<TransferResult> {
+    const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: options.destinationName ?? '-' };
+    return this.submit(info, bucket, key, options, (t) => runStreamDownload(t, writable, options));
   }
 
   /** Cancels every transfer, queued or running; each cleans up before its promise rejects. */

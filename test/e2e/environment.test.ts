@@ -122,12 +122,13 @@ describe('flags', () => {
   });
 });
 
-describe('streaming operands are refused, not taken as file names', () => {
+// "-" is stdin or stdout (test/e2e/pipes.test.ts); an empty operand is still no file name.
+describe('an empty operand is refused, not taken as stdin or stdout', () => {
   it.each([
-    ['an upload from "-"', ['cp', '-', 's3://bucket-x/key']],
-    ['a download to "-"', ['cp', 's3://bucket-x/key', '-']],
+    ['an upload from ""', ['cp', '', 's3://bucket-x/key']],
+    ['a download to ""', ['cp', 's3://bucket-x/key', '']],
   ])('%s exits 2', async (_name, args) => {
     const result = await runCli(args, { env: cliEnv(), cwd: work });
-    expectFailure(result, 2, 'stdin/stdout ("-") is not supported yet');
+    expectFailure(result, 2, 'no file name given');
   });
 });

@@ -1,8 +1,17 @@
 import { UsageError } from '../../errors.js';
 import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { CliCommand, CommandContext } from '../command.js';
-import { filterRulesFrom, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
-import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
+import {
+  filterRulesFrom,
+  givenUploadFlags,
+  type UploadArgs,
+  uploadExtraArgsFrom,
+  withStreamOptions,
+  withTreeOptions,
+  withUploadOptions,
+} from '../options.js';
+import { copyStream, isStreamOperand, type StreamCopyArgs } from './pipes.js';
+import { finishTree, treeEvents, treeManager } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -15,6 +24,7 @@ interface TransferArgs extends UploadArgs {
   followSymlinks?: boolean;
   include?: string[];
   exclude?: string[];
+  expectedSize?: string;
 }
 
 /**
@@ -24,14 +34,28 @@ interface TransferArgs extends UploadArgs {
 async function runTransfer(args: TransferArgs, expected: Expected, context: CommandContext): Promise<number | undefined> {
   const source = args.source;
   const destination = args.destination ?? '.';
+  const fromStdin = isStreamOperand(source, context.argv);
+  const toStdout = isStreamOperand(args.destination, context.argv);
+  if (fromStdin && toStdout) throw new UsageError('"-" can be the source (stdin) or the destination (stdout), not both', 'BadUsage');
+  if (fromStdin || toStdout) {
+    const direction = fromStdin ? 'upload' : 'download';
+    if (expected !== 'either' && expected !== direction) {
+      throw new UsageError(
+        fromStdin
+          ? 'download writes to stdout ("-"), it does not read stdin: use upload - s3://bucket/key, or cp'
+          : 'upload reads stdin ("-"), it does not write to stdout: use download s3://bucket/key -, or cp',
+        'WrongDirection',
+      );
+    }
+    return copyStream(args as StreamCopyArgs, direction, context);
+  }
+  if (args.expectedSize !== undefined)
+    throw new UsageError('--expected-size goes with uploads from stdin (cp - s3://bucket/key)', 'BadUsage');
   if (args.recursive) return copyRecursive(args, context);
   if (args.include || args.exclude || args.dryrun) {
     throw new UsageError('--include, --exclude and --dryrun go with --recursive (or sync)', 'BadUsage');
   }
-  // yargs turns a lone "-" into "": both mean no file name here.
-  if ([source, destination].some((operand) => operand === '' || operand === '-')) {
-    throw new UsageError('no file name given: streaming through stdin/stdout ("-") is not supported yet', 'Unsupported');
-  }
+  if ([source, destination].some((operand) => operand === '')) throw new UsageError('no file name given', 'MissingFile');
   const from = parseLocation(source);
   const to = parseLocation(destination);
   const direction = directionOf(from, to, source, destination);
@@ -88,16 +112,18 @@ function directionOf(from: Location, to: Location, source: string, destination: 
 const operands = (yargs: Parameters<CliCommand['builder']>[0], destinationRequired: boolean) =>
   withTreeOptions(
     withUploadOptions(
-      yargs
-        .positional('source', { type: 'string', demandOption: true })
-        .positional('destination', { type: 'string', demandOption: destinationRequired })
-        .option('recursive', {
-          alias: 'r',
-          type: 'boolean',
-          describe: 'Copy every file under a directory, or every object under a prefix',
-        }),
+      withStreamOptions(
+        yargs
+          .positional('source', { type: 'string', demandOption: true })
+          .positional('destination', { type: 'string', demandOption: destinationRequired })
+          .option('recursive', {
+            alias: 'r',
+            type: 'boolean',
+            describe: 'Copy every file under a directory, or every object under a prefix',
+          }),
+      ),
     ),
-  ).options(FILTER_OPTIONS);
+  );
 
 /** `s3xfer cp SRC DST` */
 export const cpCommand: CliCommand = {

@@ -1,0 +1,96 @@
+import { parseSize } from '../../config.js';
+import { LocalFileError, UsageError } from '../../errors.js';
+import { parseLocation, type S3Location } from '../../location.js';
+import type { CommandContext } from '../command.js';
+import { EXIT } from '../exit-codes.js';
+import { type GlobalArgs, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
+import type { Reporter } from '../reporters/reporter.js';
+
+/** The operands and flags of a `cp` that streams through stdin or stdout. */
+export interface StreamCopyArgs extends UploadArgs, GlobalArgs {
+  source: string;
+  destination?: string;
+  recursive?: boolean;
+  expectedSize?: string;
+}
+
+/**
+ * Whether an operand is `-` (stdin as a source, stdout as a destination). yargs turns a lone `-`
+ * positional into `""`, so an empty operand counts when argv holds a lone `-`; a literal empty
+ * argument stays a missing file name.
+ */
+export function isStreamOperand(operand: string | undefined, argv: string[]): boolean {
+  return operand === '-' || (operand === '' && argv.includes('-'));
+}
+
+/**
+ * `cp - s3://bucket/key` (upload from stdin) and `cp s3://bucket/key -` (download to stdout).
+ * With stdout carrying the object's bytes, every line s3xfer prints — the result, progress, and
+ * with --json the JSON records — goes to stderr. A reader that goes away early (`| head -c 100`)
+ * ends the command quietly with exit code 141, as a process killed by SIGPIPE.
+ */
+export async function copyStream(
+  args: StreamCopyArgs,
+  direction: 'upload' | 'download',
+  context: CommandContext,
+): Promise<number | undefined> {
+  if (args.recursive) throw new UsageError('--recursive copies directories and prefixes, not stdin or stdout ("-")', 'BadUsage');
+  const { TransferManager } = await import('../../engine/transfer-manager.js');
+  if (direction === 'upload') {
+    const to = streamEnd(args.destination ?? '', 'stdin ("-") uploads to an s3://bucket/key destination');
+    if (to.key === '' || to.key.endsWith('/')) {
+      throw new UsageError(
+        `s3://${to.bucket}/${to.key}: a stream from stdin has no file name, so give the object's full key, e.g. s3://${to.bucket}/${to.key}name`,
+        'MissingKey',
+      );
+    }
+    const expectedSize = args.expectedSize === undefined ? undefined : parseSize(args.expectedSize, '--expected-size');
+    const manager = new TransferManager(await context.client(), {
+      config: context.config,
+      subscribers: [context.reporter],
+      abortSignal: context.abortSignal,
+    });
+    // stdin is read here and nowhere else; the library takes any Readable.
+    await manager.uploadStream(process.stdin, to.bucket, to.key, { extraArgs: uploadExtraArgsFrom(args), expectedSize });
+    return undefined;
+  }
+
+  if (args.expectedSize !== undefined)
+    throw new UsageError('--expected-size goes with uploads from stdin (cp - s3://bucket/key)', 'BadUsage');
+  const uploadFlags = givenUploadFlags(args);
+  if (uploadFlags.length > 0) throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
+  const from = streamEnd(args.source, 'downloads to stdout ("-") take an s3://bucket/key source');
+  const reporter = await reporterOffStdout(args, context);
+  try {
+    const manager = new TransferManager(await context.client(), {
+      config: context.config,
+      subscribers: [reporter],
+      abortSignal: context.abortSignal,
+    });
+    // stdout is not ended: the process may still write to it (nothing does, but it is not ours to close).
+    await manager.downloadToStream(from.bucket, from.key, context.streams.stdout, { end: false });
+    return undefined;
+  } catch (error) {
+    // The reader went away (`| head`): what it read was what it wanted, so no error text.
+    if (error instanceof LocalFileError && error.code === 'EPIPE') return EXIT.brokenPipe;
+    throw error;
+  } finally {
+    reporter.close();
+  }
+}
+
+function streamEnd(operand: string, message: string): S3Location {
+  const location = parseLocation(operand);
+  if (location.kind !== 's3') throw new UsageError(`${message} (got "${operand}")`, 'NoS3Url');
+  return location;
+}
+
+/**
+ * The command's reporter with stdout redirected to stderr: the kind (terminal, plain, JSON, quiet)
+ * chosen as for any command, but no byte of it on the stdout that carries the object.
+ */
+async function reporterOffStdout(args: GlobalArgs, context: CommandContext): Promise<Reporter> {
+  const { createReporter, reporterKind } = await import('../reporters/reporter.js');
+  const streams = { stdout: context.streams.stderr, stderr: context.streams.stderr };
+  return createReporter(reporterKind(args, context.streams, context.env), streams, { progress: args.progress });
+}

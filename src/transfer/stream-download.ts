@@ -1,0 +1,431 @@
+import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
+import type { Writable } from 'node:stream';
+import { GetObjectCommand, type GetObjectCommandInput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import pRetry from 'p-retry';
+import { type ByteRange, planParts } from '../engine/part-plan.js';
+import type { TransferContext, TransferOptions } from '../engine/transfer-context.js';
+import { IntegrityError, LocalFileError, S3xferError, UsageError } from '../errors.js';
+import type { TransferResult } from '../events.js';
+import type { DownloadExtraArgs, KnownObject } from './download.js';
+import { fileErrorReason, isAbortError, statusOf } from './error-mapping.js';
+
+/** Options of {@link TransferManager.downloadToStream}. */
+export interface StreamDownloadOptions extends TransferOptions {
+  /** Version, SSE-C key, requester-pays, expected owner. */
+  extraArgs?: DownloadExtraArgs;
+  /** Size and ETag of the object when a listing already gave them: no HeadObject then. */
+  known?: KnownObject;
+  /**
+   * Ranges held in memory at once, from their request until their bytes are written: the window
+   * of s3transfer's non-seekable downloads. Default: the concurrency, fewer when the memory
+   * budget cannot hold that many parts (at least 1).
+   */
+  maxBufferedRanges?: number;
+  /** How the destination is named in events, results and errors. Default `-` (stdout, as the CLI writes it). */
+  destinationName?: string;
+  /**
+   * End the stream once every byte is written, and destroy it (without an error: the promise
+   * rejects with it) when the download fails. Default true; the CLI passes false for stdout.
+   */
+  end?: boolean;
+}
+
+/**
+ * One download to a stream (stdout, a pipe): HeadObject for size and ETag, then ranges of
+ * `partSize` fetched in parallel through the manager's pool, pinned to the ETag with If-Match and
+ * checked against Content-Range, and written strictly in order. A range takes a buffer from the
+ * manager's memory budget before its request and gives it back once its bytes are written, and
+ * at most `maxBufferedRanges` are held at once: a slow reader slows the requests down instead of
+ * filling memory, and one slow range never lets the others run ahead without bound. An object
+ * below the multipart threshold is one GET, held whole and checked against a plain MD5 ETag
+ * before any byte is written. A pipe cannot be rolled back: when a later range fails, the bytes
+ * already written stay written, and the error says the output is incomplete.
+ * A stream that errors or closes (a reader that went away: `| head -c 100`) fails the download
+ * with LocalFileError code `EPIPE` and cancels every request.
+ */
+export async function runStreamDownload(t: TransferContext, writable: Writable, options: StreamDownloadOptions): Promise<TransferResult> {
+  const source = t.info.source;
+  if (t.key === '' || t.key.endsWith('/')) {
+    throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
+  }
+  const end = options.end !== false;
+  const request: GetObjectCommandInput = { ...options.extraArgs, Bucket: t.bucket, Key: t.key };
+  const output = new OrderedOutput(writable, t.info.destination, t.signal, (bytes) => t.events.progress(bytes));
+  try {
+    const known = options.known;
+    const head: ObjectHead = known ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request);
+    const size = head.ContentLength ?? 0;
+    t.events.queued(size);
+    const plan = planParts(size, t.config, 'download');
+    const getter = new RangeFetcher(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size);
+    if (plan.multipart) {
+      const budgetParts = Math.floor(t.config.memoryBudget / plan.partSize);
+      const window = Math.max(1, Math.min(options.maxBufferedRanges ?? t.config.concurrency, budgetParts));
+      await fetchInOrder(t, plan.ranges, plan.partSize, window, getter, output);
+    } else if (size > 0) {
+      await fetchWhole(t, head, getter, output);
+    } else {
+      await getter.fetchEmpty(output.signal);
+    }
+    await output.finish(end);
+    return t.result({
+      bytes: size,
+      parts: Math.max(1, plan.ranges.length),
+      multipart: plan.multipart,
+      etag: head.ETag,
+      versionId: head.VersionId,
+    });
+  } catch (error) {
+    // Report the failure, not the cancellations it caused in the other requests.
+    const failure = output.failure ?? error;
+    // Destroyed without an error: the caller learns of the failure from the promise, and a stream
+    // with no 'error' listener would otherwise crash the process.
+    if (end) writable.destroy();
+    throw failure;
+  } finally {
+    output.detach();
+  }
+}
+
+type ObjectHead = Pick<HeadObjectCommandOutput, 'ContentLength' | 'ETag' | 'VersionId' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>;
+
+/**
+ * An object below the multipart threshold: one GET into one buffer from the budget, checked
+ * against a plain MD5 ETag before its first byte goes out (a pipe cannot take bytes back).
+ */
+async function fetchWhole(t: TransferContext, head: ObjectHead, getter: RangeFetcher, output: OrderedOutput): Promise<void> {
+  const size = head.ContentLength ?? 0;
+  const buffer = await t.budget.take(size, output.signal);
+  try {
+    await t.request(() => getter.fetchInto(buffer, { start: 0, end: size - 1 }, output.signal));
+    const expected = plainMd5(head);
+    const actual = expected ? createHash('md5').update(buffer).digest('hex') : undefined;
+    if (expected && actual !== expected) {
+      throw new IntegrityError(
+        `${t.info.source}: downloaded bytes have MD5 ${actual}, the object's ETag says ${expected}`,
+        'ChecksumMismatch',
+        {
+          source: t.info.source,
+          destination: t.info.destination,
+        },
+      );
+    }
+    await output.write(buffer);
+  } finally {
+    t.budget.give(buffer);
+  }
+}
+
+/**
+ * s3transfer's DeferQueue over a sliding window: range i is requested only once fewer than
+ * `window` ranges are held (fetched or in flight, not yet written), ranges complete in any order,
+ * and each is written as soon as every range before it has been. Buffers are taken in range order
+ * by one producer, so a range never waits on budget held by later ones. The first failure (a
+ * request, the output, a cancellation) stops the rest; every request has settled and every buffer
+ * is back in the budget before this returns.
+ */
+export async function fetchInOrder(
+  t: Pick<TransferContext, 'budget' | 'request'>,
+  ranges: ByteRange[],
+  partSize: number,
+  window: number,
+  getter: Pick<RangeFetcher, 'fetchInto'>,
+  output: Pick<OrderedOutput, 'write' | 'fail' | 'signal'>,
+): Promise<void> {
+  const signal = output.signal;
+  const slots = ranges.map(() => deferred<Buffer>());
+  const requests: Array<Promise<unknown>> = [];
+  /** The range the writer is on: ranges before it are written and their buffers given back. */
+  let next = 0;
+  let wake: (() => void) | undefined;
+  const room = (index: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (index < next + window) return resolve();
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      wake = () => {
+        if (index >= next + window) return;
+        signal.removeEventListener('abort', onAbort);
+        wake = undefined;
+        resolve();
+      };
+    });
+
+  const producing = (async () => {
+    for (let index = 0; index < ranges.length; index++) {
+      await room(index);
+      signal.throwIfAborted();
+      const buffer = await t.budget.take(partSize, signal);
+      const range = ranges[index]!;
+      const slot = slots[index]!;
+      const fetched = t
+        .request(() => getter.fetchInto(buffer, range, signal))
+        .then(
+          () => slot.resolve(buffer),
+          (error: unknown) => {
+            t.budget.give(buffer);
+            output.fail(error);
+            slot.reject(error);
+          },
+        );
+      requests.push(fetched);
+    }
+  })().catch((error: unknown) => {
+    output.fail(error);
+    for (const slot of slots) slot.reject(error); // those already settled keep their outcome
+  });
+
+  try {
+    while (next < ranges.length) {
+      const buffer = await slots[next]!.promise;
+      const range = ranges[next]!;
+      try {
+        await output.write(buffer.subarray(0, range.end - range.start + 1));
+      } finally {
+        // Only now is the buffer free: a stream may hold on to a chunk until its write completes.
+        t.budget.give(buffer);
+      }
+      next++;
+      wake?.();
+    }
+  } finally {
+    await producing;
+    await Promise.allSettled(requests);
+    // Ranges fetched after the one that failed were never written: their buffers go back too.
+    for (let index = next + 1; index < slots.length; index++) {
+      const buffer = await slots[index]!.settled;
+      if (buffer) t.budget.give(buffer);
+    }
+  }
+}
+
+/** A promise settled from outside; `settled` is its value or undefined, and never rejects. */
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  const settled = promise.then(
+    (value): T | undefined => value,
+    () => undefined,
+  );
+  return { promise, resolve, reject, settled };
+}
+
+/** Body of a GetObject response: a Node stream, iterable in chunks. */
+type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
+
+/** Marks a failure of the response body (after the headers arrived): worth resuming. */
+class BrokenStreamError extends Error {
+  override name = 'BrokenStreamError';
+}
+
+/** Fetches byte ranges of one object version into buffers, resuming broken response streams. */
+export class RangeFetcher {
+  constructor(
+    private readonly t: TransferContext,
+    private readonly request: GetObjectCommandInput,
+    private readonly size: number,
+  ) {}
+
+  /** An empty object: one GET without a Range (a Range on 0 bytes is unsatisfiable, 416). */
+  async fetchEmpty(signal: AbortSignal): Promise<void> {
+    await this.t.request(async () => {
+      const response = await this.t.client.send(new GetObjectCommand(this.request), { abortSignal: signal });
+      for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
+    });
+  }
+
+  /**
+   * Reads `range` into the start of `buffer`. The whole object is asked for without a Range; a
+   * stream that breaks mid-body is resumed from the first missing byte, up to `maxAttempts` times.
+   */
+  async fetchInto(buffer: Buffer, range: ByteRange, signal: AbortSignal): Promise<void> {
+    let position = range.start;
+    await pRetry(
+      async () => {
+        const whole = position === 0 && range.end === this.size - 1;
+        const response = await this.t.client.send(
+          new GetObjectCommand({ ...this.request, ...(whole ? {} : { Range: `bytes=${position}-${range.end}` }) }),
+          { abortSignal: signal },
+        );
+        this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
+        const body = response.Body as Body | undefined;
+        try {
+          for await (const chunk of body ?? []) {
+            const end = position + chunk.length;
+            if (end > range.end + 1) this.unexpected(end - range.start, range.end - range.start + 1);
+            buffer.set(chunk, position - range.start);
+            position = end;
+          }
+        } catch (error) {
+          body?.destroy?.();
+          if (error instanceof S3xferError || signal.aborted) throw error;
+          throw new BrokenStreamError(`the response stream broke at byte ${position}`, { cause: error });
+        }
+        if (position !== range.end + 1) {
+          throw new BrokenStreamError(`the response ended at byte ${position} of ${range.start}-${range.end}`);
+        }
+      },
+      {
+        retries: this.t.config.maxAttempts - 1,
+        minTimeout: 200,
+        maxTimeout: 5_000,
+        randomize: true,
+        signal,
+        shouldRetry: ({ error }) => error instanceof BrokenStreamError && !signal.aborted,
+      },
+    );
+  }
+
+  /** Checks that the server sent exactly the bytes asked for. */
+  private checkHeaders(
+    contentRange: string | undefined,
+    contentLength: number | undefined,
+    start: number,
+    end: number,
+    whole: boolean,
+  ): void {
+    if (!whole) {
+      const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
+      if (!match || Number(match[1]) !== start || Number(match[2]) !== end || (match[3] !== '*' && Number(match[3]) !== this.size)) {
+        throw new IntegrityError(
+          `${this.t.info.source}: asked for bytes ${start}-${end}/${this.size}, the server sent Content-Range "${contentRange ?? ''}"`,
+          'RangeMismatch',
+          { source: this.t.info.source },
+        );
+      }
+    }
+    if (contentLength !== undefined && contentLength !== end - start + 1) this.unexpected(contentLength, end - start + 1);
+  }
+
+  private unexpected(got: number, expected: number): never {
+    throw new IntegrityError(`${this.t.info.source}: the server sent ${got} bytes where ${expected} were expected`, 'SizeMismatch', {
+      source: this.t.info.source,
+    });
+  }
+}
+
+/**
+ * The download's output stream, written one chunk at a time (each write awaited, so the stream
+ * never queues more than one range), and the download's stop signal: an error or close of the
+ * stream, or the first failure anywhere, cancels every request.
+ */
+export class OrderedOutput {
+  /** The first failure, the one to report (not the cancellations it caused). */
+  failure: unknown;
+  /** The transfer's signal, also aborted by the first failure. */
+  readonly signal: AbortSignal;
+  private readonly stop = new AbortController();
+  private finished = false;
+  private readonly onError = (error: Error) => this.fail(outputError(error, this.destination));
+  private readonly onClose = () => {
+    if (!this.finished) this.fail(closedOutput(this.destination));
+  };
+
+  constructor(
+    private readonly writable: Writable,
+    private readonly destination: string,
+    transferSignal: AbortSignal,
+    private readonly onWritten: (bytes: number) => void = () => {},
+  ) {
+    this.signal = AbortSignal.any([transferSignal, this.stop.signal]);
+    setMaxListeners(0, this.signal); // one listener per request in flight
+    writable.on('error', this.onError);
+    writable.on('close', this.onClose);
+  }
+
+  /** Records the first failure and stops everything else; a cancellation it caused is not recorded. */
+  fail(error: unknown): void {
+    if (this.failure === undefined && !(this.signal.aborted && isAbortError(error))) this.failure = error;
+    this.stop.abort(error);
+  }
+
+  /** Writes `bytes`, resolving once the stream has taken them (its write callback). */
+  write(bytes: Uint8Array): Promise<void> {
+    this.signal.throwIfAborted();
+    if (this.writable.destroyed || this.writable.writableEnded) {
+      const failure = closedOutput(this.destination);
+      this.fail(failure);
+      return Promise.reject(failure);
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.writable.write(bytes, (error?: Error | null) => {
+        if (!error) {
+          this.onWritten(bytes.length);
+          return resolve();
+        }
+        const failure = outputError(error, this.destination);
+        this.fail(failure);
+        reject(failure);
+      });
+    });
+  }
+
+  /** After the last write: ends the stream (and waits for it to finish) when asked to. */
+  async finish(end: boolean): Promise<void> {
+    this.finished = true;
+    if (!end) return;
+    await new Promise<void>((resolve, reject) =>
+      this.writable.end((error?: Error | null) => (error ? reject(outputError(error, this.destination)) : resolve())),
+    );
+  }
+
+  /** Stops listening to the stream. */
+  detach(): void {
+    this.finished = true;
+    this.writable.off('error', this.onError);
+    this.writable.off('close', this.onClose);
+  }
+}
+
+/** Codes of a stream whose reader went away (EPIPE) or that was closed or ended under us. */
+const CLOSED_CODES = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+function outputError(error: unknown, destination: string): LocalFileError {
+  if (error instanceof LocalFileError) return error;
+  const code = (error as { code?: string } | undefined)?.code;
+  if (code !== undefined && CLOSED_CODES.has(code)) return closedOutput(destination, error);
+  const reason = fileErrorReason(error) ?? (error as Error | undefined)?.message ?? String(error);
+  return new LocalFileError(`${destination}: cannot write: ${reason}`, code ?? 'EIO', { operation: 'download', destination, cause: error });
+}
+
+/** The reader of the output went away: code `EPIPE`, which the CLI turns into a quiet exit 141. */
+function closedOutput(destination: string, cause?: unknown): LocalFileError {
+  return new LocalFileError(`${destination}: the output was closed before the download finished`, 'EPIPE', {
+    operation: 'download',
+    destination,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * HeadObject. HEAD errors have no body, so a 403/404 only says 'Forbidden'/'NotFound'; one
+ * one-byte GET then tells which (NoSuchBucket or NoSuchKey, InvalidAccessKeyId or AccessDenied).
+ */
+async function headObject(t: TransferContext, request: GetObjectCommandInput): Promise<HeadObjectCommandOutput> {
+  try {
+    return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand(request));
+  } catch (error) {
+    const status = statusOf(error);
+    if (status !== 403 && status !== 404) throw error;
+    // If the probe fails, its error (with a code) is the better one to report.
+    await t.request(async (signal) => {
+      const probe = await t.client.send(new GetObjectCommand({ ...request, Range: 'bytes=0-0' }), { abortSignal: signal });
+      (probe.Body as Body | undefined)?.destroy?.();
+    });
+    throw error;
+  }
+}
+
+/** The MD5 an ETag stands for, when it is a plain one (not multipart, not SSE-KMS or SSE-C). */
+function plainMd5(head: ObjectHead): string | undefined {
+  const etag = head.ETag?.replace(/"/g, '');
+  if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
+  if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm)
+    return undefined;
+  return etag.toLowerCase();
+}
