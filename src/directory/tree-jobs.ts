@@ -5,7 +5,7 @@ import { SiblingFailed } from '../engine/transfer-context.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
-import { deleteObjects } from '../storage/delete-objects.js';
+import { deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
 import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
 import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.js';
@@ -135,8 +135,11 @@ export async function syncTree(
       for await (const decision of compareListings(from, to, { ...compare, direction: 'upload' })) {
         if (decision.action === 'copy' && decision.source)
           await job.upload(decision.source, destination.bucket, prefix + decision.relative);
-        else if (decision.action === 'delete' && decision.destination?.s3) doomed.push(decision.destination.s3.key);
-        else if (decision.action === 'skip-source' && decision.skipped) job.skipLocal(decision.skipped);
+        else if (decision.action === 'delete' && decision.destination?.s3) {
+          // Deleted a batch at a time as the merge finds them: no list of every extra key in memory.
+          doomed.push(decision.destination.s3.key);
+          if (doomed.length >= MAX_DELETE_BATCH) await job.deleteKeys(destination.bucket, doomed.splice(0));
+        } else if (decision.action === 'skip-source' && decision.skipped) job.skipLocal(decision.skipped);
         else if (decision.action === 'skip-same') job.summary.unchanged++;
       }
       await job.deleteKeys(destination.bucket, doomed);
@@ -322,7 +325,6 @@ class TreeJob {
       for (const key of keys) this.plan({ action: 'delete', destination: formatS3Url(bucket, key) });
       return;
     }
-    await this.settle();
     const { onPlanned, onDeleteFailed } = this.options.events ?? {};
     const result = await deleteObjects(this.manager.client, bucket, keys, {
       signal: this.manager.signal,
