@@ -11,7 +11,7 @@ import {
   withUploadOptions,
 } from '../options.js';
 import { copyStream, isStreamOperand, type StreamCopyArgs } from './pipes.js';
-import { finishTree, treeEvents, treeManager } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -123,7 +123,7 @@ const operands = (yargs: Parameters<CliCommand['builder']>[0], destinationRequir
           }),
       ),
     ),
-  );
+  ).options(FILTER_OPTIONS);
 
 /** `s3xfer cp SRC DST` */
 export const cpCommand: CliCommand = {
