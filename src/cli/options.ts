@@ -17,6 +17,14 @@ const GLOBAL_OPTIONS = {
   'part-size': { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' },
   'multipart-threshold': { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' },
   concurrency: { type: 'number', describe: 'Requests in flight at once, across all files and parts [default 10]' },
+  'max-attempts': {
+    type: 'number',
+    describe: 'Attempts per request (throttling, 5xx, broken connections), the first included [default 5]',
+  },
+  verify: {
+    type: 'string',
+    describe: 'Check downloads: auto (what can be checked, with a warning otherwise), require (fail when it cannot), off [default auto]',
+  },
   'ca-bundle': { type: 'string', describe: "PEM file of the CAs to trust for HTTPS [env: AWS_CA_BUNDLE; the profile's ca_bundle]" },
   'verify-ssl': { type: 'boolean', default: true, describe: 'Verify HTTPS certificates (--no-verify-ssl: do not; for tests only)' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
@@ -140,6 +148,8 @@ export interface GlobalArgs {
   partSize?: string;
   multipartThreshold?: string;
   concurrency?: number;
+  maxAttempts?: number;
+  verify?: 'auto' | 'require' | 'off';
   caBundle?: string;
   verifySsl: boolean;
   quiet: boolean;
@@ -202,6 +212,8 @@ export function transferConfigFrom(args: GlobalArgs): Partial<TransferConfig> {
     partSize: args.partSize === undefined ? undefined : parseSize(args.partSize, '--part-size'),
     multipartThreshold: args.multipartThreshold === undefined ? undefined : parseSize(args.multipartThreshold, '--multipart-threshold'),
     concurrency: args.concurrency,
+    maxAttempts: args.maxAttempts,
+    verify: args.verify,
   };
 }
 
