@@ -129,7 +129,9 @@ export interface FaultProxyStats {
   /**
    * Requests being handled now: from the arrival of their headers until their response is ended
    * or their connection closes. The interval lies inside the client's own view of the request,
-   * so a client that keeps at most N requests outstanding is never seen above N.
+   * so a client that keeps at most N requests outstanding is never seen above N — except around
+   * cancellations: a client stops counting a request it cancels at once, the proxy only when the
+   * connection's close arrives, so requests started right after (clean-ups) may overlap it here.
    */
   inFlight: number;
   /** The most requests ever in flight at once (since start or the last `reset`). */
