@@ -67,6 +67,7 @@ export const TREE_OPTIONS = {
   exclude: { type: 'string', array: true, describe: 'Exclude paths matching this glob (relative to the source directory or prefix)' },
   dryrun: { type: 'boolean', default: false, describe: 'Show what would be done, change nothing' },
   'follow-symlinks': { type: 'boolean', default: true, describe: 'Follow symlinks in local trees (--no-follow-symlinks: skip them)' },
+  shard: { type: 'string', describe: 'K/N: only the K-th of N slices of the work, balanced by bytes (N CI jobs split one copy or sync)' },
 } as const satisfies Record<string, Options>;
 
 /** Adds the directory-command flags. */

@@ -11,9 +11,10 @@ import { createFilter, type FilterRule, type PathFilter } from '../storage/filte
 import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.js';
 import { listLocal } from '../storage/local-listing.js';
 import { listS3 } from '../storage/s3-listing.js';
-import { compareListings, type SyncMode } from '../storage/sync-compare.js';
+import { type CompareOptions, compareListings, type SyncDecision, type SyncMode } from '../storage/sync-compare.js';
 import { fileErrorReason, isAbortError, toS3xferError } from '../transfer/error-mapping.js';
 import type { UploadExtraArgs } from '../transfer/upload.js';
+import { type Shard, ShardSlicer, shardWeight } from './shard.js';
 
 /** Something a directory job did not transfer, and why. */
 export interface SkippedItem {
@@ -51,6 +52,12 @@ export interface TreeOptions {
   dryRun?: boolean;
   /** Object settings for every upload. */
   extraArgs?: UploadExtraArgs;
+  /**
+   * Only this slice of the work (`--shard K/N`): N jobs with the same operands split the source
+   * into contiguous slices of about equal bytes, no overlap and no gap (see {@link ShardSlicer}).
+   * Costs one more listing pass. Default: all of it.
+   */
+  shard?: Shard;
   events?: TreeEvents;
 }
 
@@ -95,15 +102,20 @@ export async function copyTree(
     if (source.kind === 'local' && destination.kind === 's3') {
       const { root } = await job.localSource(source);
       const prefix = await job.s3Prefix(destination);
-      for await (const entry of listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })) {
+      const list = () => walked(listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal }), job.filter);
+      const mine = await job.slicer(list);
+      for await (const entry of list()) {
+        if (!mine(entry)) continue;
         if (entry.kind === 'skip') job.skipLocal(entry);
-        else if (job.filter(entry.relative)) await job.upload(entry, destination.bucket, prefix + entry.relative);
+        else await job.upload(entry, destination.bucket, prefix + entry.relative);
       }
     } else if (source.kind === 's3' && destination.kind === 'local') {
       const prefix = await job.s3Prefix(source);
       const root = await job.localDestination(destination);
-      for await (const entry of listS3(manager.client, source.bucket, prefix, { signal: manager.signal })) {
-        if (entry.kind === 'file' && job.filter(entry.relative)) await job.download(entry, root);
+      const list = () => walked(listS3(manager.client, source.bucket, prefix, { signal: manager.signal }), job.filter);
+      const mine = await job.slicer(list);
+      for await (const entry of list()) {
+        if (entry.kind === 'file' && mine(entry)) await job.download(entry, root);
       }
     } else {
       throw directionError(source, destination);
@@ -129,10 +141,12 @@ export async function syncTree(
     if (source.kind === 'local' && destination.kind === 's3') {
       const { root } = await job.localSource(source);
       const prefix = await job.s3Prefix(destination);
-      const from = listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
+      const list = () => listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
+      const mine = await job.slicer(job.sourceRecords(list, { ...compare, direction: 'upload' }));
       const to = listS3(manager.client, destination.bucket, prefix, { signal: manager.signal });
       const doomed: string[] = [];
-      for await (const decision of compareListings(from, to, { ...compare, direction: 'upload' })) {
+      for await (const decision of compareListings(list(), to, { ...compare, direction: 'upload' })) {
+        if (!job.decisionIsMine(decision, mine)) continue;
         if (decision.action === 'copy' && decision.source)
           await job.upload(decision.source, destination.bucket, prefix + decision.relative);
         else if (decision.action === 'delete' && decision.destination?.s3) {
@@ -146,12 +160,14 @@ export async function syncTree(
     } else if (source.kind === 's3' && destination.kind === 'local') {
       const prefix = await job.s3Prefix(source);
       const root = await job.localDestination(destination);
-      const from = listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
+      const list = () => listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
+      const mine = await job.slicer(job.sourceRecords(list, { ...compare, direction: 'download' }));
       // A dry run does not make a missing destination: it is compared as an empty directory.
       const to = (await exists(root))
         ? listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal })
         : emptyListing();
-      for await (const decision of compareListings(from, to, { ...compare, direction: 'download' })) {
+      for await (const decision of compareListings(list(), to, { ...compare, direction: 'download' })) {
+        if (!job.decisionIsMine(decision, mine)) continue;
         if (decision.action === 'copy' && decision.source) await job.download(decision.source, root);
         else if (decision.action === 'delete' && decision.destination?.local) await job.deleteFile(decision.destination.local.path);
         else if (decision.action === 'skip-same') job.summary.unchanged++;
@@ -169,6 +185,14 @@ const exists = (path: string) =>
   );
 
 async function* emptyListing(): AsyncGenerator<never> {}
+
+/** The records a copy walks: files the filter keeps and skip records; no prefixes. */
+async function* walked<T extends LocalListingEntry | S3ListingEntry>(listing: AsyncIterable<T>, filter: PathFilter): AsyncGenerator<T> {
+  for await (const entry of listing) {
+    if (entry.kind === 'prefix' || (entry.kind === 'file' && !filter(entry.relative))) continue;
+    yield entry;
+  }
+}
 
 /** The prefix of an S3 location taken as a directory: `a/b` and `a/b/` both mean `a/b/`. */
 function prefixOf(location: S3Location): string {
@@ -200,12 +224,51 @@ class TreeJob {
   private readonly madeDirectories = new Set<string>();
   private readonly conflicts = createPrefixConflictDetector();
   private readonly started = performance.now();
+  private shardSlicer: ShardSlicer | undefined;
 
   constructor(
     private readonly manager: TransferManager,
     private readonly options: TreeOptions,
   ) {
     this.filter = createFilter(options.filters ?? []);
+  }
+
+  /**
+   * With a shard, a first pass over the source listing (the same records, filtered the same way,
+   * as the job will walk) sizes the slices; the returned test then tells, record by record in
+   * listing order, which are this job's. Without a shard, everything is.
+   */
+  async slicer(
+    records: () => AsyncIterable<{ kind: string; size?: number }>,
+  ): Promise<(record: { kind: string; size?: number }) => boolean> {
+    const shard = this.options.shard;
+    if (!shard) return () => true;
+    async function* weights() {
+      for await (const record of records()) yield shardWeight(record);
+    }
+    const slicer = await ShardSlicer.measure(shard, weights());
+    this.shardSlicer = slicer;
+    return (record) => slicer.next(shardWeight(record));
+  }
+
+  /** The source-side records of a sync merge, as the merge itself yields them (for the first pass). */
+  sourceRecords(list: () => AsyncIterable<LocalListingEntry | S3ListingEntry>, compare: CompareOptions) {
+    return async function* () {
+      for await (const decision of compareListings(list(), emptyListing(), { ...compare, deleteExtra: false })) {
+        const record = decision.source ?? decision.skipped;
+        if (record) yield record;
+      }
+    };
+  }
+
+  /**
+   * Whether a sync decision is this shard's: decisions about a source record follow the source
+   * slices; deletions of keys only at the destination go by a hash of the path.
+   */
+  decisionIsMine(decision: SyncDecision, mine: (record: { kind: string; size?: number }) => boolean): boolean {
+    if (!this.shardSlicer) return true;
+    const record = decision.source ?? decision.skipped;
+    return record ? mine(record) : this.shardSlicer.owns(decision.relative);
   }
 
   /** Checks the local source directory first: a missing one is the caller's mistake (exit 2). */

@@ -13,6 +13,7 @@ import { runStreamUpload, type StreamUploadOptions } from '../transfer/stream-up
 import { runUpload, type UploadExtraArgs } from '../transfer/upload.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RequestPool } from './request-pool.js';
+import { AdaptiveConcurrency, observeThrottling } from './throttle.js';
 import { type EngineParts, SiblingFailed, TransferContext, type TransferOptions } from './transfer-context.js';
 
 /**
@@ -86,6 +87,9 @@ export class TransferManager {
   private readonly engine: EngineParts;
   private readonly admission: LimitFunction;
   private readonly maxActive: number;
+  private readonly adaptive: AdaptiveConcurrency;
+  /** Watches the client for throttling while transfers run (so an idle manager holds no hook). */
+  private stopObserving = () => {};
   private readonly failurePolicy: FailurePolicy;
   private readonly running = new Set<Promise<unknown>>();
   private readonly summary: TransferSummary = { succeeded: 0, bytes: 0, failed: [] };
@@ -96,6 +100,7 @@ export class TransferManager {
   ) {
     this.config = resolveTransferConfig(options.config);
     this.pool = new RequestPool(this.config.concurrency);
+    this.adaptive = new AdaptiveConcurrency(this.pool, this.config.concurrency);
     this.budget = new MemoryBudget(this.config.memoryBudget);
     this.failurePolicy = options.failurePolicy ?? 'continue';
     this.maxActive = options.maxActiveTransfers ?? Math.max(16, this.config.concurrency * 2);
@@ -176,6 +181,9 @@ export class TransferManager {
       maxRequestsInFlight: this.pool.maxInFlight,
       bufferedBytes: this.budget.inUse,
       maxBufferedBytes: this.budget.maxInUse,
+      /** Requests allowed in flight now: below `concurrency` while the store throttles. */
+      concurrency: this.pool.concurrency,
+      minConcurrency: this.adaptive.minimum,
     };
   }
 
@@ -204,8 +212,12 @@ export class TransferManager {
       }
     });
     const tracked = run.catch(() => {});
+    if (this.running.size === 0) this.stopObserving = observeThrottling(this.client, this.adaptive);
     this.running.add(tracked);
-    void tracked.finally(() => this.running.delete(tracked));
+    void tracked.finally(() => {
+      this.running.delete(tracked);
+      if (this.running.size === 0) this.stopObserving();
+    });
     return run;
   }
 }

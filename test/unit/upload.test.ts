@@ -146,6 +146,7 @@ describe('uploadFile at or above the multipart threshold', () => {
     s3.on(UploadPartCommand).callsFake(() => {
       // A part that never finishes on its own: only the signal s3xfer hands to send() can end it.
       const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
+      setTimeout(() => controller.abort(), 20); // the user presses Ctrl-C while parts are in flight
       return new Promise((_resolve, reject) => {
         const aborted = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
         if (abortSignal?.aborted) aborted(); // as the SDK does for a signal aborted before the request
@@ -153,7 +154,6 @@ describe('uploadFile at or above the multipart threshold', () => {
       });
     });
     s3.on(AbortMultipartUploadCommand).resolves({});
-    setTimeout(() => controller.abort(), 50);
 
     const failure = await uploadFile(client, large, 'bkt', 'big.bin', { abortSignal: controller.signal }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(TransferAbortedError);

@@ -1,3 +1,4 @@
+import { parseShard } from '../../directory/shard.js';
 import { UsageError } from '../../errors.js';
 import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { CliCommand, CommandContext } from '../command.js';
@@ -22,6 +23,7 @@ interface TransferArgs extends UploadArgs {
   recursive?: boolean;
   dryrun?: boolean;
   followSymlinks?: boolean;
+  shard?: string;
   include?: string[];
   exclude?: string[];
   expectedSize?: string;
@@ -52,8 +54,8 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
   if (args.expectedSize !== undefined)
     throw new UsageError('--expected-size goes with uploads from stdin (cp - s3://bucket/key)', 'BadUsage');
   if (args.recursive) return copyRecursive(args, context);
-  if (args.include || args.exclude || args.dryrun) {
-    throw new UsageError('--include, --exclude and --dryrun go with --recursive (or sync)', 'BadUsage');
+  if (args.include || args.exclude || args.dryrun || args.shard) {
+    throw new UsageError('--include, --exclude, --dryrun and --shard go with --recursive (or sync)', 'BadUsage');
   }
   if ([source, destination].some((operand) => operand === '')) throw new UsageError('no file name given', 'MissingFile');
   const from = parseLocation(source);
@@ -94,6 +96,7 @@ async function copyRecursive(args: TransferArgs, context: CommandContext): Promi
   const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), {
     filters: filterRulesFrom(context.argv),
     followSymlinks: args.followSymlinks,
+    ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
     dryRun,
     extraArgs: uploadExtraArgsFrom(args),
     events: treeEvents(context.reporter, dryRun),

@@ -1,3 +1,4 @@
+import { parseShard } from '../../directory/shard.js';
 import { UsageError } from '../../errors.js';
 import { parseLocation } from '../../location.js';
 import type { CliCommand } from '../command.js';
@@ -12,6 +13,7 @@ interface SyncArgs extends UploadArgs {
   exactTimestamps?: boolean;
   dryrun?: boolean;
   followSymlinks?: boolean;
+  shard?: string;
 }
 
 /** `s3xfer sync SRC DST`: transfer what is missing or differs; `--delete` removes what the source lacks. */
@@ -38,6 +40,7 @@ export const syncCommand: CliCommand = {
       deleteExtra: args.delete ?? false,
       filters: filterRulesFrom(context.argv),
       followSymlinks: args.followSymlinks,
+      ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
       dryRun,
       extraArgs: uploadExtraArgsFrom(args),
       events: treeEvents(context.reporter, dryRun),
