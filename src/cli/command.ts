@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Argv } from 'yargs';
 import type { TransferConfig } from '../config.js';
+import type { TransferManager } from '../engine/transfer-manager.js';
 import type { Reporter, ReporterStreams } from './reporters/reporter.js';
 
 /** What every command gets from `main`: the parsed config, a client on demand, a reporter, Ctrl-C. */
@@ -17,6 +18,13 @@ export interface CommandContext {
   streams: ReporterStreams;
   /** The raw arguments (for flags whose relative order matters: --include/--exclude). */
   argv: string[];
+  /**
+   * The command's transfer manager, built once from the client, the config, the reporter and
+   * Ctrl-C: every transfer of the command (and of every line of `run`) shares its request pool.
+   */
+  manager(): Promise<TransferManager>;
+  /** True for the lines of `run`: the job summary is the batch's, printed once at the end. */
+  batch?: boolean;
 }
 
 /**

@@ -1,17 +1,15 @@
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { S3Client } from '@aws-sdk/client-s3';
-import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { resolveTransferConfig } from '../config.js';
+import type { TransferManager } from '../engine/transfer-manager.js';
 import { S3xferError, UsageError } from '../errors.js';
 import type { CliCommand, CommandContext } from './command.js';
-import { cpCommand, downloadCommand, uploadCommand } from './commands/cp.js';
-import { lsCommand } from './commands/ls.js';
-import { rmCommand } from './commands/rm.js';
-import { syncCommand } from './commands/sync.js';
+import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
+import { createParser } from './parser.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
 /** Set by scripts/build-cli.mjs in the bundle; tsc's output reads package.json instead. */
@@ -20,9 +18,6 @@ const version =
   typeof __S3XFER_VERSION__ === 'string'
     ? __S3XFER_VERSION__
     : (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
-
-/** Every command, one module each under commands/. */
-const COMMANDS: CliCommand[] = [cpCommand, syncCommand, lsCommand, rmCommand, uploadCommand, downloadCommand];
 
 /**
  * The CLI entry: wires yargs, signals and exit codes, and gives each command its context. The
@@ -59,6 +54,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       reporter = await createReporter(reporterKind(args, streams, env), streams, { progress: args.progress });
       if (args.verifySsl === false) streams.stderr.write('s3xfer: warning: --no-verify-ssl: HTTPS certificates are not checked\n');
       let client: Promise<S3Client> | undefined;
+      let manager: Promise<TransferManager> | undefined;
       const context: CommandContext = {
         config,
         reporter,
@@ -75,31 +71,31 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
           })();
           return client;
         },
+        manager: () => {
+          manager ??= (async () => {
+            const { TransferManager } = await import('../engine/transfer-manager.js');
+            return new TransferManager(await context.client(), { config, subscribers: [context.reporter], abortSignal: abort.signal });
+          })();
+          return manager;
+        },
       };
       exitCode = (await command.run(args, context)) ?? EXIT.ok;
     };
-    let cli = withGlobalOptions(yargs(argv))
+    let cli = withGlobalOptions(createParser(argv))
       .scriptName('s3xfer')
       .usage('$0 <command> [options]\n\nUpload and download files to and from S3 and S3-compatible stores.');
-    // yargs lays out a command's whole help text before running it, in case the handler fails and
-    // help must be shown (we never show it then): ~45 ms of a small upload's start-up. Skip that.
-    const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } })
-      .getInternalMethods?.()
-      .getUsageInstance?.();
-    if (usage?.cacheHelpMessage) usage.cacheHelpMessage = () => {};
     for (const command of COMMANDS) {
       cli = cli.command(command.command, command.describe, command.builder as never, (args) => execute(command, args as never));
     }
     await cli
       .example('$0 cp ./a.bin s3://bucket/a.bin', 'upload a file')
       .example('$0 cp s3://bucket/a.bin ./copy.bin', 'download an object')
+      .example('$0 run commands.txt', 'run one command per line through one engine')
       .example('$0 upload ./a.bin s3://bucket/backups/ --endpoint-url http://127.0.0.1:7480', 'upload to a prefix on a local store')
       .epilogue(
         'Exit codes: 0 ok, 1 transfer failed, 2 bad usage or unreadable source, 130 interrupted (SIGINT), 143 terminated (SIGTERM).',
       )
-      // A repeated flag takes its last value (yargs would otherwise pass an array along).
-      .parserConfiguration({ 'duplicate-arguments-array': false })
-      .demandCommand(1, 'give a command: cp, sync, ls, rm, upload or download')
+      .demandCommand(1, 'give a command: cp, sync, ls, rm, run, upload or download')
       .strict()
       .version(version)
       .help()

@@ -40,6 +40,8 @@ export interface TreeEvents {
   onPlanned?(change: PlannedChange): void;
   /** A delete failed; the job goes on. */
   onDeleteFailed?(target: string, error: S3xferError): void;
+  /** A transfer failed; the job goes on (unless the manager's failure policy is `stop`). */
+  onTransferFailed?(source: string, destination: string, error: S3xferError): void;
 }
 
 /** Options of {@link copyTree} and {@link syncTree}. */
@@ -480,6 +482,8 @@ class TreeJob {
       },
       (error: S3xferError) => {
         this.summary.failed.push({ source, destination, error });
+        // A job cancelled by Ctrl-C or by another failure reports that once, not per file.
+        if (error.name !== 'TransferAbortedError') this.options.events?.onTransferFailed?.(source, destination, error);
       },
     );
     this.pending.add(settled);

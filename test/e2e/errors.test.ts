@@ -408,7 +408,7 @@ describe('bad flags exit 2', () => {
   it('no command at all: asks for one', async () => {
     const result = await s3xfer([]);
 
-    expectFailure(result, 2, /give a command: cp, sync, ls, rm, upload or download/);
+    expectFailure(result, 2, /give a command: cp, sync, ls, rm, run, upload or download/);
   });
 
   it('upload with an s3:// source (wrong direction for the command)', async () => {

@@ -12,7 +12,7 @@ import {
   withUploadOptions,
 } from '../options.js';
 import { copyStream, isStreamOperand, type StreamCopyArgs } from './pipes.js';
-import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -74,12 +74,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
     throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
   }
   const extraArgs = uploadExtraArgsFrom(args);
-  const { TransferManager } = await import('../../engine/transfer-manager.js');
-  const manager = new TransferManager(await context.client(), {
-    config: context.config,
-    subscribers: [context.reporter],
-    abortSignal: context.abortSignal,
-  });
+  const manager = await context.manager();
   if (from.kind === 'local' && to.kind === 's3') {
     await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs });
   } else if (from.kind === 's3' && to.kind === 'local') {
@@ -91,7 +86,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
 /** `cp --recursive DIR s3://bucket/prefix/` or `cp --recursive s3://bucket/prefix/ DIR`. */
 async function copyRecursive(args: TransferArgs, context: CommandContext): Promise<number> {
   const { copyTree } = await import('../../directory/tree-jobs.js');
-  const manager = await treeManager(context);
+  const manager = await context.manager();
   const dryRun = args.dryrun ?? false;
   const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), {
     filters: filterRulesFrom(context.argv),
@@ -101,7 +96,7 @@ async function copyRecursive(args: TransferArgs, context: CommandContext): Promi
     extraArgs: uploadExtraArgsFrom(args),
     events: treeEvents(context.reporter, dryRun),
   });
-  return finishTree(manager, context.reporter, job);
+  return finishTree(context, job);
 }
 
 function directionOf(from: Location, to: Location, source: string, destination: string): 'upload' | 'download' {

@@ -3,7 +3,7 @@ import { UsageError } from '../../errors.js';
 import { parseLocation } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { filterRulesFrom, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
-import { FILTER_OPTIONS, finishTree, treeEvents, treeManager } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents } from './tree.js';
 
 interface SyncArgs extends UploadArgs {
   source: string;
@@ -33,7 +33,7 @@ export const syncCommand: CliCommand = {
     if (args.sizeOnly && args.exactTimestamps)
       throw new UsageError('--size-only and --exact-timestamps cannot be used together', 'ConflictingFlags');
     const { syncTree } = await import('../../directory/tree-jobs.js');
-    const manager = await treeManager(context);
+    const manager = await context.manager();
     const dryRun = args.dryrun ?? false;
     const job = syncTree(manager, parseLocation(args.source), parseLocation(args.destination), {
       mode: args.sizeOnly ? 'size-only' : args.exactTimestamps ? 'exact-timestamps' : 'size-and-mtime',
@@ -45,6 +45,6 @@ export const syncCommand: CliCommand = {
       extraArgs: uploadExtraArgsFrom(args),
       events: treeEvents(context.reporter, dryRun),
     });
-    return finishTree(manager, context.reporter, job);
+    return finishTree(context, job);
   },
 };

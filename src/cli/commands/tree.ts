@@ -1,9 +1,7 @@
 import type { TreeEvents, TreeSummary } from '../../directory/tree-jobs.js';
-import type { TransferManager } from '../../engine/transfer-manager.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { TREE_OPTIONS } from '../options.js';
-import { describeTransfer } from '../reporters/format.js';
 import type { Reporter } from '../reporters/reporter.js';
 
 /**
@@ -15,28 +13,6 @@ export const FILTER_OPTIONS = {
   include: { ...TREE_OPTIONS.include, nargs: 1 },
   exclude: { ...TREE_OPTIONS.exclude, nargs: 1 },
 } as const;
-
-/** What cp --recursive, sync and rm share: a manager whose failures are printed as they happen. */
-export async function treeManager(context: CommandContext): Promise<TransferManager> {
-  const { TransferManager } = await import('../../engine/transfer-manager.js');
-  const { reporter } = context;
-  return new TransferManager(await context.client(), {
-    config: context.config,
-    abortSignal: context.abortSignal,
-    subscribers: [
-      reporter,
-      {
-        onFailed: (transfer, error) =>
-          reporter.failure(`${describeTransfer(transfer)}: ${error.message}`, {
-            operation: transfer.direction,
-            source: transfer.source,
-            destination: transfer.destination,
-            code: error instanceof Error && 'code' in error ? (error as { code: string }).code : 'Error',
-          }),
-      },
-    ],
-  });
-}
 
 /** Job events rendered by the reporter: skips as warnings, planned changes and deletes as records. */
 export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
@@ -56,6 +32,8 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
       }),
     onDeleteFailed: (target, error) =>
       reporter.failure(`delete ${target}: ${error.message}`, { operation: 'delete', destination: target, code: error.code }),
+    // The reporter has the failed transfer's record already (its onFailed): this is the text line.
+    onTransferFailed: (source, destination, error) => reporter.failure(`${source} → ${destination}: ${error.message}`),
   };
 }
 
@@ -64,14 +42,16 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
  * submitted finishes or cleans up before the command exits. Then the aws CLI's exit codes: 1 when
  * anything failed, 2 when something was skipped, else 0.
  */
-export async function finishTree(manager: TransferManager, reporter: Reporter, job: Promise<TreeSummary>): Promise<number> {
+export async function finishTree(context: CommandContext, job: Promise<TreeSummary>): Promise<number> {
   let summary: TreeSummary;
   try {
     summary = await job;
   } finally {
-    await manager.drain();
+    // A lone command waits for everything it started; a line of `run` shares the manager, and its
+    // job has waited for its own transfers.
+    if (!context.batch) await (await context.manager()).drain();
   }
-  reporter.summary({ ...summary, failed: summary.failed.length });
+  context.reporter.summary({ ...summary, failed: summary.failed.length });
   if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
   return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
 }

@@ -1,0 +1,137 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import pLimit from 'p-limit';
+import { parse as parseShell } from 'shell-quote';
+import { LocalFileError, S3xferError, TransferAbortedError, UsageError } from '../../errors.js';
+import type { CliCommand, CommandContext } from '../command.js';
+import { EXIT, exitCodeFor } from '../exit-codes.js';
+import { createParser } from '../parser.js';
+
+interface RunArgs {
+  file: string;
+}
+
+/** Lines of a batch run at once: enough to keep the pool full with one-object commands. */
+const LINES_AT_ONCE = 64;
+
+/**
+ * `s3xfer run FILE` (or `-` for stdin): one command per line (`cp a.txt s3://b/a.txt`,
+ * `rm s3://b/old`, …, as s5cmd's `run`), all through one client and one transfer manager, so
+ * start-up and connections are paid once. Lines run concurrently; blank lines and `#` comments
+ * are skipped. The exit code is the worst of the lines' (1 any failed, 2 bad line or skipped).
+ */
+export const runCommand: CliCommand = {
+  command: 'run <file>',
+  describe: 'Run the commands in FILE (or - for stdin), one per line, through one engine',
+  builder: (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'a file of commands, or - for stdin' }),
+  async run(raw, context) {
+    const args = raw as unknown as RunArgs;
+    // yargs turns a lone "-" into "".
+    const fromStdin = args.file === '-' || (args.file === '' && context.argv.includes('-'));
+    const input = fromStdin ? process.stdin : await openCommandFile(args.file);
+    const { BATCH_COMMANDS } = await import('./index.js');
+    const limit = pLimit(LINES_AT_ONCE);
+    const pending = new Set<Promise<void>>();
+    let worst: number = EXIT.ok;
+    let lineNumber = 0;
+    const started = performance.now();
+    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+      lineNumber++;
+      const text = line.trim();
+      if (text === '' || text.startsWith('#')) continue;
+      if (context.abortSignal.aborted) break;
+      const number = lineNumber;
+      const job = limit(() => runLine(text, number, BATCH_COMMANDS, context)).then((code) => {
+        worst = worse(worst, code);
+      });
+      pending.add(job);
+      void job.finally(() => pending.delete(job));
+      // Back-pressure: a million-line file is read as the lines are done.
+      if (limit.pendingCount > LINES_AT_ONCE * 4) await Promise.race(pending);
+    }
+    await Promise.all(pending);
+    const summary = await (await context.manager()).drain();
+    if (context.abortSignal.aborted) throw new TransferAbortedError({ operation: 'run' });
+    context.reporter.summary({
+      transferred: summary.succeeded,
+      bytes: summary.bytes,
+      failed: summary.failed.length,
+      skipped: 0,
+      deleted: 0,
+      deleteFailed: 0,
+      unchanged: 0,
+      seconds: (performance.now() - started) / 1000,
+    });
+    return worst;
+  },
+};
+
+/** Runs one line as a command on the shared context; its failure is reported, not thrown. */
+async function runLine(text: string, number: number, commands: CliCommand[], context: CommandContext): Promise<number> {
+  let argv: string[];
+  try {
+    argv = lineArguments(text, number);
+  } catch (error) {
+    context.reporter.failure((error as Error).message, { operation: 'run', line: number, code: 'BadLine' });
+    return EXIT.usage;
+  }
+  let code: number = EXIT.ok;
+  try {
+    let parser = createParser(argv)
+      .strict()
+      .help(false)
+      .version(false)
+      .demandCommand(1, 'give a command')
+      .fail((message, error) => {
+        throw error ?? new UsageError(message, 'BadUsage');
+      });
+    for (const command of commands) {
+      parser = parser.command(command.command, command.describe, command.builder as never, async (args) => {
+        code = (await command.run(args as never, { ...context, argv, batch: true })) ?? EXIT.ok;
+      });
+    }
+    await parser.parseAsync();
+    return code;
+  } catch (error) {
+    const failure =
+      error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
+    const exit = exitCodeFor(failure);
+    if (exit !== EXIT.interrupted && exit !== EXIT.terminated) {
+      context.reporter.failure(`line ${number}: ${failure.message}`, { operation: 'run', line: number, command: text, code: failure.code });
+    }
+    return exit;
+  }
+}
+
+/** A line's words as a shell would split them (quotes, escapes); no variables, globs or operators. */
+function lineArguments(text: string, number: number): string[] {
+  const words = parseShell(text);
+  const strings = words.filter((w): w is string => typeof w === 'string');
+  if (strings.length !== words.length) {
+    throw new UsageError(
+      `line ${number}: only plain words and quotes are allowed (no pipes, redirections, globs or comments mid-line): ${text}`,
+      'BadLine',
+    );
+  }
+  // `s3xfer cp …` and `cp …` both work.
+  return strings[0] === 's3xfer' ? strings.slice(1) : strings;
+}
+
+async function openCommandFile(path: string) {
+  const stream = createReadStream(path);
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new LocalFileError(`${path}: cannot read the command file (${error.code})`, error.code ?? 'EIO', { source: path, isSource: true }),
+      ),
+    );
+  });
+  return stream;
+}
+
+/** The worse of two exit codes: a failure (1) outranks a skip or bad line (2), which outranks success. */
+function worse(a: number, b: number): number {
+  const rank = (code: number) => (code === EXIT.ok ? 0 : code === EXIT.usage ? 1 : 2);
+  return rank(b) > rank(a) ? b : a;
+}
