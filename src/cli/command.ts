@@ -37,6 +37,11 @@ export interface CliCommand {
   describe: string;
   builder: (yargs: Argv) => Argv;
   /**
+   * Whether stdout carries data for these arguments (`cp s3://… -`): then everything the command
+   * prints, `--json` records included, goes to stderr. Default: no.
+   */
+  stdoutIsData?(args: Record<string, unknown>, argv: string[]): boolean;
+  /**
    * Runs the command. Resolves to an exit code for outcomes that are not one error (1: some
    * transfers failed, 2: some files skipped), or throws a typed error that `main` maps.
    */

@@ -1,4 +1,4 @@
-import { LocalFileError, TransferAbortedError, UsageError } from '../errors.js';
+import { CredentialsError, LocalFileError, S3ServiceError, TransferAbortedError, UsageError } from '../errors.js';
 
 /**
  * Exit codes, following the aws CLI's where they fit.
@@ -7,6 +7,11 @@ import { LocalFileError, TransferAbortedError, UsageError } from '../errors.js';
  * - 2: the command cannot run as given: bad flags or URL, invalid size, or a source file that is
  *      missing, unreadable or a directory (the aws CLI's "skipped" files).
  * - 130: interrupted by Ctrl-C (SIGINT); 143: terminated (SIGTERM). Nothing is left behind.
+ * - 253: the configuration or credentials kept the command from running: no credentials found,
+ *        or the store refused them (unknown access key, wrong secret, expired token) — the aws
+ *        CLI's 253.
+ * - 254: the store answered a request that is not a transfer with an error (ls, rm, the listing or
+ *        bucket check of a directory job: a missing bucket, access denied) — the aws CLI's 254.
  * - 141: the reader of stdout went away (`cp s3://… - | head -c 100`): what a process killed by
  *        SIGPIPE reports (128 + 13), printed quietly; Node ignores SIGPIPE, so it is an exit code.
  */
@@ -17,12 +22,22 @@ export const EXIT = {
   interrupted: 130,
   terminated: 143,
   brokenPipe: 141,
+  config: 253,
+  service: 254,
 } as const;
+
+/** Codes by which a store says the credentials themselves are wrong. */
+const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
 
 /** The exit code for an error that ended the command. */
 export function exitCodeFor(error: unknown, signal?: NodeJS.Signals): number {
   if (error instanceof TransferAbortedError) return signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof LocalFileError && error.isSource) return EXIT.usage;
+  if (error instanceof CredentialsError) return EXIT.config;
+  if (error instanceof S3ServiceError) {
+    if (CREDENTIAL_CODES.has(error.code)) return EXIT.config;
+    if (error.operation !== 'upload' && error.operation !== 'download') return EXIT.service;
+  }
   return EXIT.failed;
 }

@@ -51,7 +51,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       json = args.json;
       // Validated before anything runs: a bad value is a usage error, never a failed transfer.
       const config = resolveTransferConfig(transferConfigFrom(args));
-      reporter = await createReporter(reporterKind(args, streams, env), streams, { progress: args.progress });
+      // With the object on stdout (`cp s3://… -`), everything printed goes to stderr, JSON included.
+      const output = command.stdoutIsData?.(args, argv) ? { stdout: streams.stderr, stderr: streams.stderr } : streams;
+      reporter = await createReporter(reporterKind(args, streams, env), output, { progress: args.progress });
+      if (env.GITHUB_ACTIONS === 'true') {
+        const { GithubActionsReporter } = await import('./reporters/github-actions.js');
+        // Annotations need a line of their own: on stdout unless it carries JSON or data.
+        const annotations = args.json || output.stdout === streams.stderr ? streams.stderr : streams.stdout;
+        reporter = new GithubActionsReporter(reporter, annotations, { command: argv.join(' '), summaryFile: env.GITHUB_STEP_SUMMARY });
+      }
       if (args.verifySsl === false) streams.stderr.write('s3xfer: warning: --no-verify-ssl: HTTPS certificates are not checked\n');
       let client: Promise<S3Client> | undefined;
       let manager: Promise<TransferManager> | undefined;
@@ -109,6 +117,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         );
       })
       .parseAsync();
+    reporter?.finish?.(exitCode);
     return exitCode;
   } catch (error) {
     const failure =
@@ -120,10 +129,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         : failure.message;
     const details = { code: failure.code, exitCode, ...(debug ? { stack: stackOf(error) } : {}) };
     const fallback = json ? 'json' : 'plain';
-    (reporter ?? (await createReporter(fallback, streams, { progress: false }))).error(
-      exitCode === EXIT.usage && failure.code === 'BadUsage' ? `${message} (see s3xfer --help)` : message,
-      details,
-    );
+    const last = reporter ?? (await createReporter(fallback, streams, { progress: false }));
+    last.error(exitCode === EXIT.usage && failure.code === 'BadUsage' ? `${message} (see s3xfer --help)` : message, details);
+    last.finish?.(exitCode);
     return exitCode;
   } finally {
     reporter?.close();

@@ -28,6 +28,7 @@ const GLOBAL_OPTIONS = {
   'ca-bundle': { type: 'string', describe: "PEM file of the CAs to trust for HTTPS [env: AWS_CA_BUNDLE; the profile's ca_bundle]" },
   'verify-ssl': { type: 'boolean', default: true, describe: 'Verify HTTPS certificates (--no-verify-ssl: do not; for tests only)' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
+  'only-show-errors': { type: 'boolean', default: false, describe: 'Print errors and warnings only (as the aws CLI)' },
   progress: { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' },
   json: { type: 'boolean', default: false, describe: 'Print results as JSON lines on stdout, errors as JSON on stderr' },
   debug: { type: 'boolean', default: false, describe: 'Print stack traces of errors' },
@@ -154,6 +155,7 @@ export interface GlobalArgs {
   caBundle?: string;
   verifySsl: boolean;
   quiet: boolean;
+  onlyShowErrors: boolean;
   progress: boolean;
   json: boolean;
   debug: boolean;

@@ -175,15 +175,17 @@ describe('output modes', () => {
     expect(await sha256File(target)).toBe(await sha256File(source));
   });
 
-  it('--json prints one JSON object per transfer on stdout with operation, success and bytes', async () => {
+  it('--json prints one JSON object per transfer on stdout with operation, success and bytes, then a summary', async () => {
     const source = await randomFile(work, 'json.bin', 12_345);
 
     const up = await s3xfer(['cp', '--json', source, `s3://${bucket}/json.bin`]);
     expectExitCode(up, 0);
     expect(up.stderr).toBe('');
     const upLines = up.stdout.trimEnd().split('\n');
-    expect(upLines).toHaveLength(1);
+    expect(upLines).toHaveLength(2);
+    expect(JSON.parse(upLines[1]!)).toMatchObject({ type: 'summary', success: true, exitCode: 0, transferred: 1, bytes: 12_345 });
     expect(JSON.parse(upLines[0]!)).toMatchObject({
+      type: 'transfer',
       operation: 'upload',
       success: true,
       bytes: 12_345,
@@ -198,7 +200,7 @@ describe('output modes', () => {
     expectExitCode(down, 0);
     expect(down.stderr).toBe('');
     const downLines = down.stdout.trimEnd().split('\n');
-    expect(downLines).toHaveLength(1);
+    expect(downLines).toHaveLength(2);
     expect(JSON.parse(downLines[0]!)).toMatchObject({ operation: 'download', success: true, bytes: 12_345, destination: target });
     expect(await sha256File(target)).toBe(await sha256File(source));
   });
@@ -248,7 +250,13 @@ describe('multipart settings', () => {
 
     const up = await s3xfer(['cp', source, `s3://${bucket}/parts.bin`, ...flags]);
     expectExitCode(up, 0);
-    expect(JSON.parse(up.stdout)).toMatchObject({ operation: 'upload', success: true, bytes: 12 * MiB, parts: 3, multipart: true });
+    expect(JSON.parse(up.stdout.split('\n')[0]!)).toMatchObject({
+      operation: 'upload',
+      success: true,
+      bytes: 12 * MiB,
+      parts: 3,
+      multipart: true,
+    });
     // A multipart object's ETag is "<md5 of the part md5s>-<number of parts>".
     expect((await head('parts.bin')).ETag).toMatch(/-3"$/);
     expect(await openMultipartUploads(client, bucket)).toEqual([]);
@@ -256,7 +264,13 @@ describe('multipart settings', () => {
     const target = join(work, 'parts-copy.bin');
     const down = await s3xfer(['cp', `s3://${bucket}/parts.bin`, target, ...flags]);
     expectExitCode(down, 0);
-    expect(JSON.parse(down.stdout)).toMatchObject({ operation: 'download', success: true, bytes: 12 * MiB, parts: 3, multipart: true });
+    expect(JSON.parse(down.stdout.split('\n')[0]!)).toMatchObject({
+      operation: 'download',
+      success: true,
+      bytes: 12 * MiB,
+      parts: 3,
+      multipart: true,
+    });
     expect(await sha256File(target)).toBe(await sha256File(source));
     expect(await leftoverTempFiles(work)).toEqual([]);
   });

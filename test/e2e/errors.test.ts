@@ -285,7 +285,7 @@ describe('access denied by a bucket policy exits 1', () => {
   });
 });
 
-describe('bad credentials exit 1', () => {
+describe('bad credentials exit 253 (a configuration problem, as in the aws CLI)', () => {
   const cases = [
     {
       what: 'a wrong secret key',
@@ -302,7 +302,7 @@ describe('bad credentials exit 1', () => {
   it.each(cases)('upload with $what: says so, nothing stored', async ({ env, says }) => {
     const result = await s3xfer(['cp', smallFile, `s3://${bucket}/bad-credentials.bin`], { extraEnv: env() });
 
-    expectFailure(result, 1, says);
+    expectFailure(result, 253, says);
     await expectNothingUploaded('bad-credentials.bin');
     await expectBucketUnchanged();
   });
@@ -312,7 +312,7 @@ describe('bad credentials exit 1', () => {
 
     const result = await s3xfer(['cp', `s3://${bucket}/${existingKey}`, join(dir, 'out.bin')], { extraEnv: env() });
 
-    expectFailure(result, 1, says);
+    expectFailure(result, 253, says);
     await expectDirContains(dir, []);
   });
 });
@@ -422,13 +422,12 @@ describe('bad flags exit 2', () => {
 });
 
 describe('how errors are reported', () => {
-  it('with --json the error is one JSON object on stderr with code and exit code, and stdout stays empty', async () => {
+  it('with --json the error is one JSON object on stderr; stdout has the failed transfer and the summary, nothing else', async () => {
     const dir = await freshDir('json-error');
 
     const result = await s3xfer(['cp', '--json', `s3://${bucket}/no/such/key.bin`, join(dir, 'out.bin')]);
 
     expectExitCode(result, 1);
-    expect(result.stdout).toBe('');
     const lines = result.stderr.trimEnd().split('\n');
     expect(lines, describeResult(result)).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({
@@ -437,6 +436,25 @@ describe('how errors are reported', () => {
       exitCode: 1,
       error: expect.stringContaining('does not exist'),
     });
+    const records = result.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records).toEqual([
+      expect.objectContaining({
+        type: 'transfer',
+        operation: 'download',
+        success: false,
+        error: expect.objectContaining({ code: 'NoSuchKey' }),
+      }),
+      expect.objectContaining({
+        type: 'summary',
+        success: false,
+        exitCode: 1,
+        failed: 1,
+        error: expect.objectContaining({ code: 'NoSuchKey' }),
+      }),
+    ]);
     await expectDirContains(dir, []);
   });
 
@@ -461,7 +479,7 @@ describe('how errors are reported', () => {
       extraEnv: { AWS_SECRET_ACCESS_KEY: 'definitely-wrong-secret' },
     });
 
-    expectFailure(result, 1);
+    expectFailure(result, 253); // a credentials problem
     await expectDirContains(dir, ['object.bin']);
     expect(await sha256File(target)).toBe(before);
   });

@@ -65,11 +65,17 @@ describe('toS3xferError', () => {
 });
 
 describe('exitCodeFor', () => {
-  it('follows the aws CLI: 2 bad usage or unreadable source, 1 failed transfer, 130 interrupted', () => {
+  it('follows the aws CLI: 2 bad usage or unreadable source, 1 failed transfer, 253 credentials, 254 service error, 130 interrupted', () => {
     expect(exitCodeFor(new UsageError('x', 'X'))).toBe(EXIT.usage);
     expect(exitCodeFor(new LocalFileError('x', 'ENOENT', { isSource: true }))).toBe(EXIT.usage);
     expect(exitCodeFor(new LocalFileError('x', 'ENOENT'))).toBe(EXIT.failed);
-    expect(exitCodeFor(new S3ServiceError('x', 'NoSuchKey'))).toBe(EXIT.failed);
+    expect(exitCodeFor(new S3ServiceError('x', 'NoSuchKey', { operation: 'download' }))).toBe(EXIT.failed);
+    expect(exitCodeFor(new S3ServiceError('x', 'AccessDenied', { operation: 'upload' }))).toBe(EXIT.failed);
+    expect(exitCodeFor(new S3ServiceError('x', 'NoSuchBucket', { operation: 'ListObjectsV2' }))).toBe(254);
+    expect(exitCodeFor(new S3ServiceError('x', 'NoSuchBucket'))).toBe(254);
+    expect(exitCodeFor(new S3ServiceError('x', 'InvalidAccessKeyId', { operation: 'upload' }))).toBe(253);
+    expect(exitCodeFor(new S3ServiceError('x', 'SignatureDoesNotMatch', { operation: 'ListObjectsV2' }))).toBe(253);
+    expect(exitCodeFor(new CredentialsError('x', 'NoCredentials'))).toBe(253);
     expect(exitCodeFor(new NetworkError('x', 'ECONNREFUSED'))).toBe(EXIT.failed);
     expect(exitCodeFor(new TransferAbortedError())).toBe(130);
     expect(exitCodeFor(new TransferAbortedError(), 'SIGTERM')).toBe(143);

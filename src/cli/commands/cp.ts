@@ -128,6 +128,8 @@ export const cpCommand: CliCommand = {
   command: 'cp <source> <destination>',
   describe: 'Copy a file to s3://bucket/key or an object to a file; with --recursive, a directory to a prefix or back',
   builder: (yargs) => operands(yargs, true),
+  stdoutIsData: (args, argv) =>
+    isStreamOperand(args.destination as string | undefined, argv) && !isStreamOperand(args.source as string, argv),
   run: (args, context) => runTransfer(args as unknown as TransferArgs, 'either', context),
 };
 
@@ -145,5 +147,6 @@ export const downloadCommand: CliCommand = {
   describe: "Download s3://bucket/key to FILE (default: the key's name in the current directory)",
   // Upload flags are accepted here only to be refused with a clear message.
   builder: (yargs) => operands(yargs, false),
+  stdoutIsData: (args, argv) => isStreamOperand(args.destination as string | undefined, argv),
   run: (args, context) => runTransfer(args as unknown as TransferArgs, 'download', context),
 };

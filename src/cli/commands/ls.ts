@@ -40,8 +40,8 @@ export const lsCommand: CliCommand = {
         reporter.output({
           text: `${timestamp(bucket.createdMs)} ${bucket.name}`,
           json: {
-            operation: 'ls',
-            bucket: bucket.name,
+            type: 'bucket',
+            name: bucket.name,
             ...(bucket.createdMs ? { created: new Date(bucket.createdMs).toISOString() } : {}),
           },
         });
@@ -61,20 +61,30 @@ export const lsCommand: CliCommand = {
     for await (const entry of listing) {
       const key = entry.s3!.key;
       if (entry.kind === 'prefix') {
-        reporter.output({ text: `${''.padStart(27)}PRE ${key.slice(shownFrom)}`, json: { operation: 'ls', prefix: key } });
+        reporter.output({
+          text: `${''.padStart(27)}PRE ${key.slice(shownFrom)}`,
+          json: { type: 'prefix', bucket: location.bucket, prefix: key },
+        });
         continue;
       }
       objects++;
       bytes += entry.size;
       reporter.output({
         text: `${timestamp(entry.mtimeMs)} ${size(entry.size)} ${key.slice(shownFrom)}`,
-        json: { operation: 'ls', key, size: entry.size, lastModified: new Date(entry.mtimeMs).toISOString(), etag: entry.etag },
+        json: {
+          type: 'object',
+          bucket: location.bucket,
+          key,
+          size: entry.size,
+          lastModified: new Date(entry.mtimeMs).toISOString(),
+          etag: entry.etag,
+        },
       });
     }
     if (args.summarize) {
       reporter.output({
         text: `\nTotal Objects: ${objects}\n   Total Size: ${args.humanReadable ? formatBytes(bytes) : bytes}`,
-        json: { operation: 'summary', objects, bytes },
+        json: { type: 'total', objects, bytes },
       });
     }
     return undefined;

@@ -4,7 +4,6 @@ import { parseLocation, type S3Location } from '../../location.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { type GlobalArgs, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
-import type { Reporter } from '../reporters/reporter.js';
 
 /** The operands and flags of a `cp` that streams through stdin or stdout. */
 export interface StreamCopyArgs extends UploadArgs, GlobalArgs {
@@ -35,7 +34,6 @@ export async function copyStream(
   context: CommandContext,
 ): Promise<number | undefined> {
   if (args.recursive) throw new UsageError('--recursive copies directories and prefixes, not stdin or stdout ("-")', 'BadUsage');
-  const { TransferManager } = await import('../../engine/transfer-manager.js');
   if (direction === 'upload') {
     const to = streamEnd(args.destination ?? '', 'stdin ("-") uploads to an s3://bucket/key destination');
     if (to.key === '' || to.key.endsWith('/')) {
@@ -45,11 +43,7 @@ export async function copyStream(
       );
     }
     const expectedSize = args.expectedSize === undefined ? undefined : parseSize(args.expectedSize, '--expected-size');
-    const manager = new TransferManager(await context.client(), {
-      config: context.config,
-      subscribers: [context.reporter],
-      abortSignal: context.abortSignal,
-    });
+    const manager = await context.manager();
     // stdin is read here and nowhere else; the library takes any Readable.
     await manager.uploadStream(process.stdin, to.bucket, to.key, { extraArgs: uploadExtraArgsFrom(args), expectedSize });
     return undefined;
@@ -60,13 +54,9 @@ export async function copyStream(
   const uploadFlags = givenUploadFlags(args);
   if (uploadFlags.length > 0) throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
   const from = streamEnd(args.source, 'downloads to stdout ("-") take an s3://bucket/key source');
-  const reporter = await reporterOffStdout(args, context);
   try {
-    const manager = new TransferManager(await context.client(), {
-      config: context.config,
-      subscribers: [reporter],
-      abortSignal: context.abortSignal,
-    });
+    // The manager's reporter writes to stderr here: main saw stdoutIsData.
+    const manager = await context.manager();
     // stdout is not ended: the process may still write to it (nothing does, but it is not ours to close).
     await manager.downloadToStream(from.bucket, from.key, context.streams.stdout, { end: false });
     return undefined;
@@ -74,8 +64,6 @@ export async function copyStream(
     // The reader went away (`| head`): what it read was what it wanted, so no error text.
     if (error instanceof LocalFileError && error.code === 'EPIPE') return EXIT.brokenPipe;
     throw error;
-  } finally {
-    reporter.close();
   }
 }
 
@@ -83,14 +71,4 @@ function streamEnd(operand: string, message: string): S3Location {
   const location = parseLocation(operand);
   if (location.kind !== 's3') throw new UsageError(`${message} (got "${operand}")`, 'NoS3Url');
   return location;
-}
-
-/**
- * The command's reporter with stdout redirected to stderr: the kind (terminal, plain, JSON, quiet)
- * chosen as for any command, but no byte of it on the stdout that carries the object.
- */
-async function reporterOffStdout(args: GlobalArgs, context: CommandContext): Promise<Reporter> {
-  const { createReporter, reporterKind } = await import('../reporters/reporter.js');
-  const streams = { stdout: context.streams.stderr, stderr: context.streams.stderr };
-  return createReporter(reporterKind(args, context.streams, context.env), streams, { progress: args.progress });
 }

@@ -72,7 +72,7 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
   try {
     argv = lineArguments(text, number);
   } catch (error) {
-    context.reporter.failure((error as Error).message, { operation: 'run', line: number, code: 'BadLine' });
+    context.reporter.failure((error as Error).message, { type: 'error', operation: 'run', line: number, command: text, code: 'BadLine' });
     return EXIT.usage;
   }
   let code: number = EXIT.ok;
@@ -97,7 +97,13 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
       error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
     const exit = exitCodeFor(failure);
     if (exit !== EXIT.interrupted && exit !== EXIT.terminated) {
-      context.reporter.failure(`line ${number}: ${failure.message}`, { operation: 'run', line: number, command: text, code: failure.code });
+      context.reporter.failure(`line ${number}: ${failure.message}`, {
+        type: 'error',
+        operation: 'run',
+        line: number,
+        command: text,
+        code: failure.code,
+      });
     }
     return exit;
   }

@@ -18,11 +18,12 @@ export const FILTER_OPTIONS = {
 export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
   return {
     onSkip: (item) =>
-      reporter.warn(`skipped ${item.path}: ${item.reason}`, { operation: 'skip', source: item.path, code: item.code, reason: item.reason }),
+      reporter.warn(`skipped ${item.path}: ${item.reason}`, { type: 'skip', source: item.path, code: item.code, reason: item.reason }),
     onPlanned: (change) =>
       reporter.output({
         text: `${dryRun ? '(dryrun) ' : ''}${change.action}: ${change.source ? `${change.source} → ` : ''}${change.destination}`,
         json: {
+          type: dryRun ? 'plan' : change.action,
           operation: change.action,
           dryrun: dryRun,
           ...(change.source ? { source: change.source } : {}),
@@ -31,7 +32,7 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
         },
       }),
     onDeleteFailed: (target, error) =>
-      reporter.failure(`delete ${target}: ${error.message}`, { operation: 'delete', destination: target, code: error.code }),
+      reporter.failure(`delete ${target}: ${error.message}`, { type: 'delete', destination: target, code: error.code }),
     // The reporter has the failed transfer's record already (its onFailed): this is the text line.
     onTransferFailed: (source, destination, error) => reporter.failure(`${source} → ${destination}: ${error.message}`),
   };

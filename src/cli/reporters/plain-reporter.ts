@@ -13,7 +13,7 @@ export class PlainReporter implements Reporter {
 
   constructor(
     private readonly streams: ReporterStreams,
-    private readonly options: { progress: boolean; results: boolean; intervalMs?: number },
+    private readonly options: { progress: boolean; results: boolean; warnings?: boolean; intervalMs?: number },
     private readonly now: () => number = () => performance.now(),
   ) {
     this.job = new JobProgress(new ProgressMeter(3000, now));
@@ -34,7 +34,7 @@ export class PlainReporter implements Reporter {
   onDone(result: TransferResult): void {
     this.job.onDone(result);
     if (this.options.results) this.streams.stdout.write(`${resultLine(result)}\n`);
-    for (const warning of result.warnings ?? []) this.streams.stderr.write(`s3xfer: warning: ${warning}\n`);
+    for (const warning of result.warnings ?? []) this.warn(warning);
   }
 
   onFailed(): void {
@@ -46,6 +46,7 @@ export class PlainReporter implements Reporter {
   }
 
   warn(message: string): void {
+    if (this.options.warnings === false) return;
     this.streams.stderr.write(`s3xfer: warning: ${message}\n`);
   }
 

@@ -36,6 +36,8 @@ export interface Reporter extends TransferSubscriber {
   summary(summary: JobSummaryView): void;
   /** Reports the error that ends the command (one line, or a JSON object). */
   error(message: string, details: { code: string; exitCode: number; stack?: string }): void;
+  /** The command is over, with this exit code (the JSON stream's last record). */
+  finish?(exitCode: number): void;
   /** Stops spinners and timers. */
   close(): void;
 }
@@ -45,16 +47,21 @@ export interface ReporterStreams {
   stderr: Writable & { isTTY?: boolean; columns?: number };
 }
 
-export type ReporterKind = 'tty' | 'plain' | 'json' | 'quiet';
+export type ReporterKind = 'tty' | 'plain' | 'json' | 'quiet' | 'errors';
 
 /**
  * Picks a reporter: --json, --quiet, a terminal (ora), or plain lines for CI logs. A terminal
  * that reports 0 columns (a pseudo-terminal nobody sized, as `script` or some CI runners make)
  * gets plain lines: ora would divide by its width and redraw forever.
  */
-export function reporterKind(flags: { json: boolean; quiet: boolean }, streams: ReporterStreams, env: NodeJS.ProcessEnv): ReporterKind {
+export function reporterKind(
+  flags: { json: boolean; quiet: boolean; onlyShowErrors?: boolean },
+  streams: ReporterStreams,
+  env: NodeJS.ProcessEnv,
+): ReporterKind {
   if (flags.json) return 'json';
   if (flags.quiet) return 'quiet';
+  if (flags.onlyShowErrors) return 'errors';
   const { isTTY, columns } = streams.stderr;
   return isTTY && columns !== 0 && env.CI !== 'true' && env.TERM !== 'dumb' ? 'tty' : 'plain';
 }
@@ -67,6 +74,8 @@ export async function createReporter(kind: ReporterKind, streams: ReporterStream
     case 'json':
       return new (await import('./json-reporter.js')).JsonReporter(streams);
     case 'quiet':
+      return new (await import('./plain-reporter.js')).PlainReporter(streams, { progress: false, results: false, warnings: false });
+    case 'errors':
       return new (await import('./plain-reporter.js')).PlainReporter(streams, { progress: false, results: false });
     case 'plain':
       return new (await import('./plain-reporter.js')).PlainReporter(streams, { progress: options.progress, results: true });
