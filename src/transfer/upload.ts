@@ -195,6 +195,15 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
     etag = head?.ETag;
     versionId ??= head?.VersionId;
   }
+  // The store assembled the object from the parts we sent, in order: its ETag says so.
+  const expected = expectedMultipartEtag(parts, params);
+  if (etag && expected && /^[0-9a-f]{32}-\d+$/.test(normalizeEtag(etag)) && normalizeEtag(etag) !== expected) {
+    throw new IntegrityError(
+      `${t.info.destination}: the stored object's ETag ${etag} is not the one its parts make ("${expected}")`,
+      'EtagMismatch',
+      { source: t.info.source, destination: t.info.destination },
+    );
+  }
   return t.result({ bytes: source.size, parts: parts.length, multipart: true, etag, versionId, warnings });
 }
 

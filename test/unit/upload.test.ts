@@ -275,3 +275,31 @@ describe('uploadFile refuses bad input before any request', () => {
     expect(s3.calls()).toHaveLength(0);
   });
 });
+
+describe('uploadFile checks the multipart ETag the store reports against its parts', () => {
+  const md5Of = (n: number) => createHash('md5').update(`part-${n}`).digest('hex');
+  const assembled = (count: number) => {
+    const digest = createHash('md5');
+    for (let n = 1; n <= count; n++) digest.update(Buffer.from(md5Of(n), 'hex'));
+    return `"${digest.digest('hex')}-${count}"`;
+  };
+
+  function mockParts(completeEtag: string) {
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'up-1' });
+    s3.on(UploadPartCommand).callsFake((input: { PartNumber: number }) => ({ ETag: `"${md5Of(input.PartNumber)}"` }));
+    s3.on(CompleteMultipartUploadCommand).resolves({ ETag: completeEtag });
+  }
+
+  it('accepts the ETag the parts make', async () => {
+    mockParts(assembled(3));
+    const result = await uploadFile(client, large, 'bkt', 'big.bin');
+    expect(result.etag).toBe(assembled(3));
+  });
+
+  it('fails with EtagMismatch when the store assembled something else', async () => {
+    mockParts(`"${'0'.repeat(32)}-3"`);
+    const failure = await uploadFile(client, large, 'bkt', 'big.bin').catch((e: unknown) => e);
+    expect((failure as S3xferError).code).toBe('EtagMismatch');
+    expect((failure as Error).message).toMatch(/is not the one its parts make/);
+  });
+});
