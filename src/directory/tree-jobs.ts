@@ -376,11 +376,13 @@ class TreeJob {
       });
     }
     await this.manager.ready();
-    const done = this.manager.download(bucket, key, target.path, { known: { size: entry.size, etag: entry.etag } }).then(async (result) => {
-      // The object's time becomes the file's, so that a sync back does not upload it again.
-      await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
-      return result;
-    });
+    const done = this.manager
+      .download(bucket, key, target.path, { known: { size: entry.size, etag: entry.etag }, exactPath: true })
+      .then(async (result) => {
+        // The object's time becomes the file's, so that a sync back does not upload it again.
+        await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
+        return result;
+      });
     this.track(done, url, target.path);
   }
 

@@ -54,6 +54,11 @@ export interface DownloadTransferOptions extends TransferOptions {
    * HeadObject (one request less per file).
    */
   known?: KnownObject;
+  /**
+   * `filename` is the file to write, in a directory that exists (as a directory job makes it):
+   * skip resolving it (a directory receiving the key's name, a missing parent). Default false.
+   */
+  exactPath?: boolean;
 }
 
 /** What a manager has done so far. */
@@ -120,7 +125,9 @@ export class TransferManager {
   /** Downloads `s3://bucket/key` to a local file (see {@link downloadFile}). */
   download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
-    return this.submit(info, bucket, key, options, (t) => runDownload(t, filename, options.extraArgs ?? {}, options.known));
+    return this.submit(info, bucket, key, options, (t) =>
+      runDownload(t, filename, options.extraArgs ?? {}, options.known, options.exactPath),
+    );
   }
 
   /**

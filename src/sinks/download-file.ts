@@ -85,7 +85,13 @@ export class AtomicFile implements DownloadSink {
     }
   }
 
+  /** The end of the furthest byte written: the file's size (no fstat needed at commit). */
+  private end = 0;
+
   async write(chunks: Uint8Array[], position: number): Promise<void> {
+    let length = 0;
+    for (const chunk of chunks) length += chunk.length;
+    this.end = Math.max(this.end, position + length);
     try {
       let { bytesWritten } = await this.handle.writev(chunks, position);
       // A short write (rare on regular files): write the rest chunk by chunk.
@@ -109,7 +115,7 @@ export class AtomicFile implements DownloadSink {
 
   /** Closes the temp file, checks its size, and renames it over the destination. */
   async commit(expectedSize: number): Promise<void> {
-    const { size } = await this.handle.stat();
+    const size = this.end;
     await this.handle.close();
     if (size !== expectedSize) {
       throw new LocalFileError(`${this.path}: wrote ${size} bytes, expected ${expectedSize}`, 'SizeMismatch', { destination: this.path });

@@ -29,13 +29,25 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
       throw new LocalFileError(`${path}: is a directory (directories are not supported yet; give a file)`, 'EISDIR', context);
     }
     if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
-    // open() can succeed where reading fails (some file systems, special files): read one byte.
-    await handle.read(Buffer.alloc(1), 0, 1, 0);
     return { path, handle, size: info.size, mtimeMs: info.mtimeMs };
   } catch (error) {
     await handle.close().catch(() => {});
     if (error instanceof LocalFileError) throw error;
     throw fileError(path, error, context);
+  }
+}
+
+/**
+ * Reads one byte: open() can succeed where reading fails (some file systems, special files), and a
+ * multipart upload should learn that before it creates anything on the server. (A single PUT reads
+ * the file before any request anyway.)
+ * @throws {LocalFileError} (isSource) when the file cannot be read.
+ */
+export async function probeReadable(source: SourceFile): Promise<void> {
+  try {
+    await source.handle.read(Buffer.alloc(1), 0, 1, 0);
+  } catch (error) {
+    throw fileError(source.path, error, { operation: 'upload', source: source.path, isSource: true });
   }
 }
 

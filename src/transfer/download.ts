@@ -45,6 +45,7 @@ export async function runDownload(
   filename: string,
   extraArgs: DownloadExtraArgs,
   known?: KnownObject,
+  exactPath = false,
 ): Promise<TransferResult> {
   const source = t.info.source;
   if (t.key === '' || t.key.endsWith('/')) {
@@ -52,7 +53,8 @@ export async function runDownload(
   }
   if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
   const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
-  const target = await resolveDownloadPath(filename, t.key);
+  // A directory job names the file itself, in a directory it made: no checks to repeat.
+  const target = exactPath ? filename : await resolveDownloadPath(filename, t.key);
   t.info.destination = target;
   const mode = t.config.verify ?? DEFAULT_VERIFY_MODE;
   const verify = mode !== 'off';

@@ -23,7 +23,7 @@ import { type PartPlan, planParts } from '../engine/part-plan.js';
 import type { Command, TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { assertSourceUnchanged, openSourceFile, readInto, type SourceFile } from '../sources/file-source.js';
+import { assertSourceUnchanged, openSourceFile, probeReadable, readInto, type SourceFile } from '../sources/file-source.js';
 import { statusOf } from './error-mapping.js';
 /**
  * Object settings an upload may set (boto3's `ExtraArgs` for `upload_file`). Content-Type is
@@ -141,6 +141,7 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
   const sameUpload = { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5, RequestPayer, ExpectedBucketOwner };
   const metadata = { ...params.Metadata, [PART_SIZE_METADATA]: String(plan.partSize) };
   const warnings: string[] = [];
+  await probeReadable(source);
   const created = await createMultipartUpload(t, { ...params, Metadata: metadata }, warnings);
   const uploadId = created.uploadId;
   const forget = t.onFailure(() =>
