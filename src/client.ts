@@ -95,7 +95,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
     ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
     maxAttempts,
-    retryStrategy: new ConfiguredRetryStrategy(maxAttempts, retryDelayMs),
+    retryStrategy: new PerRequestRetryStrategy(maxAttempts, retryDelayMs),
     requestHandler: proxyRules ? new ProxyRoutingHandler(proxyRules, connections) : directHandler(connections),
     // With agents of our own the SDK sends a body at once instead of waiting for `100 Continue`,
     // so the header buys nothing; and http-proxy-agent sends the request line it buffered with
@@ -112,6 +112,31 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
  */
 export function retryDelayMs(attempt: number): number {
   return Math.min(20_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+}
+
+/**
+ * The SDK's standard retries (transient and throttling errors, `maxAttempts`, the back-off of
+ * {@link retryDelayMs}) without its client-wide retry quota. That quota (500 tokens, 14 per retry
+ * of a 5xx or a broken connection) is shared by every request of the client: one gateway restart
+ * under 10 requests in flight, or a flaky network under a few hundred transfers, drains it, and
+ * from then on every request of every transfer fails at its first error whatever `maxAttempts`
+ * says. Here each request retries up to `maxAttempts`; the engine's adaptive concurrency is what
+ * eases the load on a store that throttles.
+ */
+class PerRequestRetryStrategy extends ConfiguredRetryStrategy {
+  constructor(
+    private readonly attempts: number,
+    private readonly backoffMs: (attempt: number) => number,
+  ) {
+    super(attempts, backoffMs);
+  }
+
+  override refreshRetryTokenForRetry(
+    ...args: Parameters<ConfiguredRetryStrategy['refreshRetryTokenForRetry']>
+  ): ReturnType<ConfiguredRetryStrategy['refreshRetryTokenForRetry']> {
+    // A fresh strategy for each retry has its whole quota: only the error's kind and the attempts decide.
+    return new ConfiguredRetryStrategy(this.attempts, this.backoffMs).refreshRetryTokenForRetry(...args);
+  }
 }
 
 /** The SDK's own region chain (AWS_REGION, the profile's region), else us-east-1 instead of failing. */

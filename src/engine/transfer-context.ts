@@ -81,6 +81,10 @@ export class TransferContext {
     const group = new AbortController();
     const signal = AbortSignal.any([this.signal, group.signal]);
     setMaxListeners(0, signal); // one listener per queued part
+    // The failure that cancelled the rest. Parts cancelled in flight may fail with other errors
+    // than an AbortError (a response stream destroyed under them: ECONNRESET), and an earlier
+    // part's such error must not stand for it.
+    let cause: { error: unknown } | undefined;
     const jobs = Array.from({ length: count }, (_, index) =>
       this.lane
         .run(() => {
@@ -88,12 +92,14 @@ export class TransferContext {
           return task(index, signal);
         }, signal)
         .catch((error: unknown) => {
+          if (!signal.aborted) cause ??= { error };
           group.abort(error);
           throw error;
         }),
     );
     const settled = await Promise.allSettled(jobs);
     const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    if (cause) throw cause.error;
     if (errors.length > 0) throw errors.find((e) => !isAbortError(e)) ?? errors[0];
     return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   }

@@ -105,9 +105,13 @@ export function toS3xferError(error: unknown, context: RequestContext): S3xferEr
   return new S3xferError(`${where}: ${e.message || e.name || String(error)}`, e.name ?? 'Unknown', ctx);
 }
 
+/** Names the SDK gives an error answer that carries no error code. */
+const UNNAMED_ERRORS = new Set(['Unknown', 'UnknownError', 'Error']);
+
 function serviceError(e: SdkErrorShape, status: number, where: string, bucket: string, ctx: ErrorContext): S3ServiceError {
-  // HEAD responses carry no body, so the SDK names them after the status ('NotFound', 'Forbidden').
-  const code = e.Code ?? (e.name && e.name !== 'UnknownError' && e.name !== 'Error' ? e.name : `Http${status}`);
+  // HEAD responses carry no body, so the SDK names them after the status ('NotFound', 'Forbidden'),
+  // or 'Unknown' (a 5xx, or any error answer without an S3 error body): then the status says more.
+  const code = e.Code ?? (e.name && !UNNAMED_ERRORS.has(e.name) ? e.name : `Http${status}`);
   const tail = `(${code}, HTTP ${status})`;
   const known: Record<string, string> = {
     NoSuchBucket: `bucket "${bucket}" does not exist ${tail}`,
