@@ -9,7 +9,10 @@ import { fmtSize, MiB, parseSize } from './util.mjs';
 /**
  * Every case. `size` is the default, overridable with `--size ID=SIZE`: a file size, or for a
  * tree `COUNTxSIZE` (COUNT files of SIZE each) or `TOTAL/COUNT` (TOTAL split over COUNT files),
- * with `:DIRS` for the number of sub-directories the files are spread over.
+ * with `:DIRS` for the number of sub-directories the files are spread over. A `batch` takes a
+ * tree's size (its files all in one directory): each file is one upload command, which s3xfer
+ * runs as one `s3xfer run FILE` and the other tools as a shell loop of one process per file
+ * (issue 8's goal: s3xfer ≤ 0.1 × the aws CLI's loop, and faster than rclone's).
  */
 export const CASES = [
   { id: 'big', kind: 'file', size: '1GiB', directions: ['upload', 'download'], about: 'one big file' },
@@ -17,6 +20,15 @@ export const CASES = [
   { id: 'tiny', kind: 'file', size: '1KiB', directions: ['upload'], minRuns: 10, about: 'start-up + one request' },
   { id: 'tree-small', kind: 'tree', size: '2000x8KiB:20', directions: ['upload', 'download'], about: 'many small files' },
   { id: 'tree-big', kind: 'tree', size: '1GiB/100:10', directions: ['upload', 'download'], about: 'big data in 100 files' },
+  {
+    id: 'batch',
+    kind: 'batch',
+    size: '500x1KiB',
+    directions: ['upload'],
+    tools: ['s3xfer', 'aws', 'rclone'],
+    about:
+      'many one-file commands: s3xfer as one `s3xfer run FILE` process, the others as a shell loop of one process per file (`aws s3 cp`, `rclone copyto`), the whole loop timed',
+  },
   {
     id: 'huge',
     kind: 'file',
@@ -33,6 +45,8 @@ export const DEFAULT_CASES = CASES.filter((c) => !c.optIn).map((c) => c.id);
 /** The files of a case: [{ rel, size }] (rel: path under the case's local dir, '/'-separated). */
 export function layout(c, sizeText) {
   if (c.kind === 'file') return [{ rel: `${c.id}.bin`, size: parseSize(sizeText) }];
+  // A batch is a tree's files in one directory: one command (or process) per file.
+  if (c.kind === 'batch') return layout({ ...c, kind: 'tree' }, sizeText).map((f) => ({ ...f, rel: f.rel.replace(/^.*\//, '') }));
   const m = /^\s*(?:(\d+)\s*x\s*([^/:]+)|([^/:]+)\/\s*(\d+))\s*(?::\s*(\d+))?\s*$/i.exec(sizeText);
   if (!m)
     throw new Error(`invalid tree size "${sizeText}" for ${c.id}: expected COUNTxSIZE or TOTAL/COUNT, then :DIRS (e.g. 2000x8KiB:20)`);
@@ -52,6 +66,7 @@ export function layout(c, sizeText) {
 export function describe(files, kind) {
   const total = files.reduce((a, f) => a + f.size, 0);
   if (kind === 'file') return fmtSize(total);
+  if (kind === 'batch') return `${files.length} × ${fmtSize(files[0].size)} = ${fmtSize(total)}, one object per command`;
   const dirs = new Set(files.map((f) => f.rel.split('/')[0])).size;
   const sizes = new Set(files.map((f) => f.size));
   const each = sizes.size === 1 ? fmtSize(files[0].size) : `~${fmtSize(Math.round(total / files.length))}`;

@@ -2,10 +2,13 @@
 // the bytes it moves. Every tool runs at its defaults; only rclone-tuned adds flags.
 //
 // A tool is { name, version, settings, env, argv(op), unsupported(kind), verified(op) } where
-//   op = { kind: 'file' | 'tree', direction: 'upload' | 'download', local, bucket, key,
+//   op = { kind: 'file' | 'tree' | 'batch', direction: 'upload' | 'download', local, bucket, key,
 //          objectSize, seed }  (for a tree, `key` is a prefix ending in '/'; `objectSize` is
-//          the size of one object; `seed` is HeadObject of a download's source object).
-import { cpSync, existsSync, statSync, symlinkSync } from 'node:fs';
+//          the size of one object; `seed` is HeadObject of a download's source object). A batch
+//          uploads every file of the directory `local` to the prefix of `key` (its first file's
+//          key), one command per file: s3xfer as one `s3xfer run FILE` process, the others as a
+//          bash loop of one process per file, as a user's script would run them.
+import { cpSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aptInstall, childEnv, KiB, MiB, parseSize, runText, which } from './util.mjs';
@@ -79,6 +82,8 @@ const FACTORIES = {
     const threshold = defaultOf('--multipart-threshold', '8MiB');
     const partSize = defaultOf('--part-size', '8MiB');
     const recursive = /--recursive\b/.test(help);
+    const batch = /^\s*s3xfer run\b/m.test(runText(process.execPath, [cli, '--help'], { env: childEnv(env) }) ?? '');
+    let batches = 0;
     /** 'single' (one PUT or GET) or 'parts' (multipart upload, ranged GETs), as s3xfer decides. */
     const shapeOf = (direction, objectSize) => {
       const parts =
@@ -96,18 +101,30 @@ const FACTORIES = {
         (dirty.length ? ` + ${dirty.length} uncommitted file(s) in src/, scripts/ or package.json` : ''),
       settings: 'defaults (concurrency 10, 8 MiB parts and threshold); `--no-progress`',
       env,
-      argv: (op) => [
-        process.execPath,
-        cli,
-        'cp',
-        ...(op.kind === 'tree' ? ['--recursive'] : []),
-        ...fromTo(op, s3Url(op)),
-        '--endpoint-url',
-        op.endpoint ?? server.env.S3_ENDPOINT,
-        '--no-progress',
-      ],
-      // Until `cp --recursive` lands, the tree cells say so (and a run that exits 2 says so too).
-      unsupported: (kind) => (kind === 'tree' && !recursive ? 'n/a (not implemented)' : undefined),
+      argv: (op) =>
+        op.kind === 'batch'
+          ? // One process for the whole batch: `cp FILE s3://…` lines in a command file.
+            [
+              process.execPath,
+              cli,
+              'run',
+              writeCommandFile(join(workDir, `batch-${++batches}.txt`), op),
+              '--endpoint-url',
+              op.endpoint ?? server.env.S3_ENDPOINT,
+              '--no-progress',
+            ]
+          : [
+              process.execPath,
+              cli,
+              'cp',
+              ...(op.kind === 'tree' ? ['--recursive'] : []),
+              ...fromTo(op, s3Url(op)),
+              '--endpoint-url',
+              op.endpoint ?? server.env.S3_ENDPOINT,
+              '--no-progress',
+            ],
+      // Until `cp --recursive` (`run`) lands, the tree (batch) cells say so (and a run that exits 2 says so too).
+      unsupported: (kind) => ((kind === 'tree' && !recursive) || (kind === 'batch' && !batch) ? 'n/a (not implemented)' : undefined),
       // Its code changes under the bench: what it verifies is probed (probe.mjs) for one object of
       // each shape it makes, single request or parts. Without a probe (--no-probe): what 9e2274a did.
       probeSizes: { single: 64 * KiB, parts: threshold + partSize },
@@ -136,17 +153,11 @@ const FACTORIES = {
       version: runText(bin, ['--version'], { env: childEnv(env) }) ?? '?',
       settings: 'defaults (10 requests, 8 MB parts and threshold; botocore default checksums); `--no-progress --only-show-errors`',
       env,
-      argv: (op) => [
-        bin,
-        's3',
-        'cp',
-        ...(op.kind === 'tree' ? ['--recursive'] : []),
-        ...fromTo(op, s3Url(op)),
-        '--endpoint-url',
-        op.endpoint ?? server.env.S3_ENDPOINT,
-        '--no-progress',
-        '--only-show-errors',
-      ],
+      argv: (op) => {
+        const flags = ['--endpoint-url', op.endpoint ?? server.env.S3_ENDPOINT, '--no-progress', '--only-show-errors'];
+        if (op.kind === 'batch') return shellLoop(op, [bin, 's3', 'cp'], `s3://${op.bucket}/${prefixOf(op)}`, flags);
+        return [bin, 's3', 'cp', ...(op.kind === 'tree' ? ['--recursive'] : []), ...fromTo(op, s3Url(op)), ...flags];
+      },
       unsupported: () => undefined,
       // Over http botocore signs every body's SHA-256; over https it sends a CRC32 trailer instead.
       verified: ({ direction }) =>
@@ -172,7 +183,7 @@ const FACTORIES = {
         const io = op.direction === 'upload' ? ['-T', op.local] : ['-o', op.local];
         return [bin, '-sS', '-f', '-K', config, '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', ...io, url];
       },
-      unsupported: (kind) => (kind === 'tree' ? '–' : undefined),
+      unsupported: (kind) => (kind === 'tree' || kind === 'batch' ? '–' : undefined),
       baseline: true,
       verified: ({ direction }) => (direction === 'upload' ? VERIFIED.none : VERIFIED.size),
     };
@@ -212,6 +223,7 @@ async function rclone({ server }, flags) {
     argv: (op) => {
       const remote = `bench:${op.bucket}/${op.key}`.replace(/\/$/, '');
       const endpoint = op.endpoint ? ['--s3-endpoint', op.endpoint] : [];
+      if (op.kind === 'batch') return shellLoop(op, [bin, 'copyto'], `bench:${op.bucket}/${prefixOf(op)}`, ['-q', ...flags, ...endpoint]);
       return [bin, op.kind === 'tree' ? 'copy' : 'copyto', ...fromTo(op, remote), '-q', ...flags, ...endpoint];
     },
     unsupported: () => undefined,
@@ -231,6 +243,33 @@ const credentials = (server) => ({
 });
 
 const s3Url = (op) => `s3://${op.bucket}/${op.key}`;
+
+/** A batch's key prefix: its first file's key without the name. */
+const prefixOf = (op) => op.key.replace(/[^/]*$/, '');
+
+/** The files of a batch, sorted (what a shell's `"$DIR"/*` gives). */
+const batchFiles = (op) => readdirSync(op.local).sort();
+
+/** `text` as one shell word (single-quoted). */
+const shellWord = (text) => `'${String(text).replace(/'/g, "'\\''")}'`;
+
+/** Writes s3xfer's command file for a batch (one `cp FILE s3://bucket/prefix/FILE` a line); returns its path. */
+function writeCommandFile(path, op) {
+  const lines = batchFiles(op).map(
+    (name) => `cp ${shellWord(join(op.local, name))} ${shellWord(`s3://${op.bucket}/${prefixOf(op)}${name}`)}`,
+  );
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+/**
+ * A batch as a user's shell loop runs it: `for f in DIR/*; do TOOL… "$f" DEST/<name> FLAGS || exit 1; done`,
+ * one process per file, one after another; the loop is what is timed.
+ */
+function shellLoop(op, command, destination, flags) {
+  const script = 'dir=$1 dest=$2 k=$3; shift 3; for f in "$dir"/*; do "${@:1:k}" "$f" "$dest${f##*/}" "${@:k+1}" || exit 1; done';
+  return ['bash', '-c', script, 'bash', op.local, destination, String(command.length), ...command, ...flags];
+}
 
 /** [source, destination] of a transfer between op.local and `remote`. */
 const fromTo = (op, remote) => (op.direction === 'upload' ? [op.local, remote] : [remote, op.local]);

@@ -6,6 +6,7 @@ import { LocalFileError, S3xferError, TransferAbortedError, UsageError } from '.
 import type { CliCommand, CommandContext } from '../command.js';
 import { EXIT, exitCodeFor } from '../exit-codes.js';
 import { createParser } from '../parser.js';
+import type { Reporter } from '../reporters/reporter.js';
 
 interface RunArgs {
   file: string;
@@ -30,6 +31,9 @@ export const runCommand: CliCommand = {
     const fromStdin = args.file === '-' || (args.file === '' && context.argv.includes('-'));
     const input = fromStdin ? process.stdin : await openCommandFile(args.file);
     const { BATCH_COMMANDS } = await import('./index.js');
+    // The lines' own job summaries are folded into the batch's, printed once at the end.
+    const totals = { skipped: 0, deleted: 0, deleteFailed: 0, unchanged: 0 };
+    const lines: CommandContext = { ...context, reporter: lineReporter(context.reporter, totals), batch: true };
     const limit = pLimit(LINES_AT_ONCE);
     const pending = new Set<Promise<void>>();
     let worst: number = EXIT.ok;
@@ -41,7 +45,7 @@ export const runCommand: CliCommand = {
       if (text === '' || text.startsWith('#')) continue;
       if (context.abortSignal.aborted) break;
       const number = lineNumber;
-      const job = limit(() => runLine(text, number, BATCH_COMMANDS, context)).then((code) => {
+      const job = limit(() => runLine(text, number, BATCH_COMMANDS, lines)).then((code) => {
         worst = worse(worst, code);
       });
       pending.add(job);
@@ -56,10 +60,7 @@ export const runCommand: CliCommand = {
       transferred: summary.succeeded,
       bytes: summary.bytes,
       failed: summary.failed.length,
-      skipped: 0,
-      deleted: 0,
-      deleteFailed: 0,
-      unchanged: 0,
+      ...totals,
       seconds: (performance.now() - started) / 1000,
     });
     return worst;
@@ -87,7 +88,7 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
       });
     for (const command of commands) {
       parser = parser.command(command.command, command.describe, command.builder as never, async (args) => {
-        code = (await command.run(args as never, { ...context, argv, batch: true })) ?? EXIT.ok;
+        code = (await command.run(args as never, { ...context, argv })) ?? EXIT.ok;
       });
     }
     await parser.parseAsync();
@@ -107,6 +108,38 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
     }
     return exit;
   }
+}
+
+/**
+ * The reporter the lines of a batch print through: everything goes to `inner`, but a line's job
+ * summary (`cp --recursive`, `sync`, `rm --recursive`) is not printed: what it counts that the
+ * batch's transfer manager does not (skips, deletions, unchanged files) is added to `totals`.
+ */
+function lineReporter(inner: Reporter, totals: { skipped: number; deleted: number; deleteFailed: number; unchanged: number }): Reporter {
+  return {
+    onQueued: (transfer) => inner.onQueued?.(transfer),
+    onProgress: (progress) => inner.onProgress?.(progress),
+    onDone: (result) => inner.onDone?.(result),
+    onFailed: (transfer, error) => inner.onFailed?.(transfer, error),
+    output(record) {
+      if (record.json.type === 'delete') totals.deleted++;
+      inner.output(record);
+    },
+    warn(message, record) {
+      if (record?.type === 'skip') totals.skipped++;
+      inner.warn(message, record);
+    },
+    failure(message, record) {
+      if (record?.type === 'delete') totals.deleteFailed++;
+      inner.failure(message, record);
+    },
+    summary(summary) {
+      totals.unchanged += summary.unchanged;
+    },
+    error: (message, details) => inner.error(message, details),
+    finish: (exitCode) => inner.finish?.(exitCode),
+    close: () => inner.close(),
+  };
 }
 
 /** A line's words as a shell would split them (quotes, escapes); no variables, globs or operators. */

@@ -32,7 +32,13 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
         },
       }),
     onDeleteFailed: (target, error) =>
-      reporter.failure(`delete ${target}: ${error.message}`, { type: 'delete', destination: target, code: error.code }),
+      reporter.failure(`delete ${target}: ${error.message}`, {
+        type: 'delete',
+        operation: 'delete',
+        dryrun: false,
+        destination: target,
+        code: error.code,
+      }),
     // The reporter has the failed transfer's record already (its onFailed): this is the text line.
     onTransferFailed: (source, destination, error) => reporter.failure(`${source} → ${destination}: ${error.message}`),
   };

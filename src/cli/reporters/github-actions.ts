@@ -4,8 +4,13 @@ import type { TransferInfo, TransferProgress, TransferResult } from '../../event
 import type { JobSummaryView, OutputRecord, Reporter } from './reporter.js';
 
 /** Workflow-command escaping: the runner reads one line per command. */
-function escape(text: string): string {
+function escapeData(text: string): string {
   return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+/** Text on one Markdown line: line breaks become spaces. */
+function oneLine(text: string): string {
+  return text.replace(/[\r\n]+/g, ' ');
 }
 
 /**
@@ -89,11 +94,13 @@ export class GithubActionsReporter implements Reporter {
       ...(s.deleted ? [['deleted', String(s.deleted)]] : []),
     ];
     const table = rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n');
-    const shown = this.failures.slice(0, 20).map((f) => `- ${f.replace(/\n/g, ' ')}`);
+    const shown = this.failures.slice(0, 20).map((f) => `- ${oneLine(f)}`);
     const more = this.failures.length > 20 ? [`- … and ${this.failures.length - 20} more`] : [];
     const failures = shown.length ? `\n\n**Failures**\n\n${[...shown, ...more].join('\n')}` : '';
     try {
-      appendFileSync(this.options.summaryFile, `### s3xfer ${this.options.command}\n\n| | |\n|---|---|\n${table}${failures}\n\n`);
+      // A name with a line break (a key may have one) must not end the heading or a list item early.
+      const heading = `### s3xfer ${oneLine(this.options.command)}`;
+      appendFileSync(this.options.summaryFile, `${heading}\n\n| | |\n|---|---|\n${table}${failures}\n\n`);
     } catch {
       // A step summary that cannot be written must not change the command's outcome.
     }
@@ -105,6 +112,6 @@ export class GithubActionsReporter implements Reporter {
 
   private annotate(level: 'error' | 'warning', message: string): void {
     if (level === 'error') this.failures.push(message);
-    this.annotations.write(`::${level} title=s3xfer::${escape(message)}\n`);
+    this.annotations.write(`::${level} title=s3xfer::${escapeData(message)}\n`);
   }
 }

@@ -43,6 +43,8 @@ export class JsonReporter implements Reporter {
   }
 
   output(record: OutputRecord): void {
+    // A lone `rm s3://b/key` has no job summary: its deletion is counted here.
+    if (record.json.type === 'delete') this.counts.deleted++;
     this.line(record.json);
   }
 
@@ -54,6 +56,7 @@ export class JsonReporter implements Reporter {
   failure(message: string, record?: Record<string, unknown>): void {
     // A failed transfer has its record already (onFailed); other failures get one here.
     if (record === undefined) return;
+    if (record.type === 'delete') this.counts.deleteFailed++;
     const { code, type, ...rest } = record;
     this.line({ type: type ?? 'error', ...rest, success: false, error: { code: code ?? 'Error', message } });
   }
