@@ -54,13 +54,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       // With the object on stdout (`cp s3://… -`), everything printed goes to stderr, JSON included.
       const output = command.stdoutIsData?.(args, argv) ? { stdout: streams.stderr, stderr: streams.stderr } : streams;
       reporter = await createReporter(reporterKind(args, streams, env), output, { progress: args.progress });
+      if (args.verifySsl === false) reporter.warn('--no-verify-ssl: HTTPS certificates are not checked');
       if (env.GITHUB_ACTIONS === 'true') {
         const { GithubActionsReporter } = await import('./reporters/github-actions.js');
         // Annotations need a line of their own: on stdout unless it carries JSON or data.
         const annotations = args.json || output.stdout === streams.stderr ? streams.stderr : streams.stdout;
         reporter = new GithubActionsReporter(reporter, annotations, { command: argv.join(' '), summaryFile: env.GITHUB_STEP_SUMMARY });
       }
-      if (args.verifySsl === false) streams.stderr.write('s3xfer: warning: --no-verify-ssl: HTTPS certificates are not checked\n');
+
       let client: Promise<S3Client> | undefined;
       let manager: Promise<TransferManager> | undefined;
       const context: CommandContext = {

@@ -45,7 +45,7 @@ export const rmCommand: CliCommand = {
       onDeleted: (key) => events.onPlanned?.({ action: 'delete', destination: formatS3Url(target.bucket, key) }),
       onError: (key, error) => events.onDeleteFailed?.(formatS3Url(target.bucket, key), error),
     });
-    if (args.recursive && !dryRun) {
+    if (args.recursive) {
       context.reporter.summary({
         transferred: 0,
         bytes: 0,

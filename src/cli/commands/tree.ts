@@ -40,7 +40,8 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
         code: error.code,
       }),
     // The reporter has the failed transfer's record already (its onFailed): this is the text line.
-    onTransferFailed: (source, destination, error) => reporter.failure(`${source} → ${destination}: ${error.message}`),
+    onTransferFailed: (source, destination, error) =>
+      reporter.failure(`${source.startsWith('s3://') ? 'download' : 'upload'} ${source} → ${destination}: ${error.message}`),
   };
 }
 
