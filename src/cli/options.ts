@@ -45,6 +45,11 @@ const UPLOAD_OPTIONS = {
   sse: { type: 'string', describe: 'Server-side encryption: AES256 or aws:kms' },
   'sse-kms-key-id': { type: 'string', describe: 'KMS key for --sse aws:kms' },
   acl: { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' },
+  'checksum-algorithm': {
+    type: 'string',
+    describe:
+      'Store a checksum with the object for later downloads to check: CRC32, CRC32C, CRC64NVME, SHA256 or SHA1 (stores that support it)',
+  },
 } as const satisfies Record<string, Options>;
 
 /** Flags of uploads from stdin (`cp - s3://bucket/key`). */
@@ -172,6 +177,7 @@ export interface UploadArgs {
   sse?: string;
   sseKmsKeyId?: string;
   acl?: string;
+  checksumAlgorithm?: string;
 }
 
 /**
@@ -239,6 +245,7 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
     ServerSideEncryption: args.sse as UploadExtraArgs['ServerSideEncryption'],
     SSEKMSKeyId: args.sseKmsKeyId,
     ACL: args.acl as UploadExtraArgs['ACL'],
+    ChecksumAlgorithm: checksumAlgorithmFrom(args.checksumAlgorithm),
   };
   return Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)) as UploadExtraArgs;
 }
@@ -272,4 +279,15 @@ export function parseMetadata(text: string): Record<string, string> {
     });
   if (entries.length === 0) throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…]`, 'InvalidMetadata');
   return Object.fromEntries(entries);
+}
+
+/** `--checksum-algorithm`: the flexible checksums S3 stores (case-insensitive). */
+function checksumAlgorithmFrom(value: string | undefined): UploadExtraArgs['ChecksumAlgorithm'] {
+  if (value === undefined) return undefined;
+  const algorithms = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA256', 'SHA1'];
+  const upper = value.toUpperCase();
+  if (!algorithms.includes(upper)) {
+    throw new UsageError(`invalid --checksum-algorithm "${value}": expected one of ${algorithms.join(', ')}`, 'InvalidChecksumAlgorithm');
+  }
+  return upper as UploadExtraArgs['ChecksumAlgorithm'];
 }

@@ -59,6 +59,7 @@ export type UploadExtraArgs = Partial<
     | 'StorageClass'
     | 'Tagging'
     | 'WebsiteRedirectLocation'
+    | 'ChecksumAlgorithm'
   >
 >;
 
@@ -77,6 +78,8 @@ export interface UploadedPart {
   etag: string;
   /** SHA-256 of the part's bytes, hex: the signed payload hash the server checked. */
   sha256: string;
+  /** The part's flexible checksum as the store returned it (`ChecksumCRC32`, …), with --checksum-algorithm. */
+  checksums?: Partial<Record<'ChecksumCRC32' | 'ChecksumCRC32C' | 'ChecksumSHA1' | 'ChecksumSHA256' | 'ChecksumCRC64NVME', string>>;
 }
 
 /**
@@ -139,6 +142,9 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
   const { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5, RequestPayer, ExpectedBucketOwner } = params;
   // Requests about the upload (parts, completion, abort) repeat the SSE-C key and payer settings.
   const sameUpload = { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5, RequestPayer, ExpectedBucketOwner };
+  // A flexible checksum (--checksum-algorithm) is computed by the SDK for every part and kept by
+  // stores that support it, so later downloads can check it; Complete lists the parts' values.
+  const checksumAlgorithm = params.ChecksumAlgorithm;
   const metadata = { ...params.Metadata, [PART_SIZE_METADATA]: String(plan.partSize) };
   const warnings: string[] = [];
   await probeReadable(source);
@@ -164,12 +170,13 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
         PartNumber: index + 1,
         Body: body,
         ContentLength: length,
+        ...(checksumAlgorithm ? { ChecksumAlgorithm: checksumAlgorithm } : {}),
       });
       signPayloadAs(command, sha256);
       const output: UploadPartCommandOutput = await t.client.send(command, { abortSignal: signal });
       sent = true;
       t.events.progress(length);
-      return { partNumber: index + 1, start, end, etag: output.ETag ?? '', sha256 };
+      return { partNumber: index + 1, start, end, etag: output.ETag ?? '', sha256, ...partChecksums(output) };
     } finally {
       // A part that failed mid-body may still be in a socket's write queue: never reuse its buffer.
       t.budget.give(buffer, sent);
@@ -394,7 +401,7 @@ async function completeMultipartUpload(
       new CompleteMultipartUploadCommand({
         ...scope,
         UploadId: created.uploadId,
-        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag, ...p.checksums })) },
       }),
     );
   } catch (error) {
@@ -552,4 +559,11 @@ function signPayloadAs(command: UploadPartCommand, sha256: string): void {
     },
     { step: 'build', name: 's3xferPayloadHash' },
   );
+}
+
+/** The flexible checksums an UploadPart answer carries (none from stores that ignore them). */
+function partChecksums(output: UploadPartCommandOutput): Pick<UploadedPart, 'checksums'> {
+  const names = ['ChecksumCRC32', 'ChecksumCRC32C', 'ChecksumSHA1', 'ChecksumSHA256', 'ChecksumCRC64NVME'] as const;
+  const checksums = Object.fromEntries(names.filter((name) => output[name]).map((name) => [name, output[name]]));
+  return Object.keys(checksums).length > 0 ? { checksums } : {};
 }

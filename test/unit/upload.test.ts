@@ -303,3 +303,28 @@ describe('uploadFile checks the multipart ETag the store reports against its par
     expect((failure as Error).message).toMatch(/is not the one its parts make/);
   });
 });
+
+describe('uploadFile with a flexible checksum (--checksum-algorithm)', () => {
+  it('asks for it on the PutObject of a small file', async () => {
+    s3.on(PutObjectCommand).resolves({ ETag: '"abc"' });
+    await uploadFile(client, small, 'bkt', 'k', { extraArgs: { ChecksumAlgorithm: 'CRC32' } });
+    expect(s3.commandCalls(PutObjectCommand)[0]!.args[0].input.ChecksumAlgorithm).toBe('CRC32');
+  });
+
+  it('asks for it on Create and every part, and completes with the parts’ checksums', async () => {
+    s3.on(CreateMultipartUploadCommand).resolves({ UploadId: 'up-1' });
+    s3.on(UploadPartCommand).callsFake((input: { PartNumber: number }) => ({
+      ETag: `"e${input.PartNumber}"`,
+      ChecksumCRC32: `c${input.PartNumber}==`,
+    }));
+    s3.on(CompleteMultipartUploadCommand).resolves({ ETag: '"m-3"' });
+    await uploadFile(client, large, 'bkt', 'big.bin', { extraArgs: { ChecksumAlgorithm: 'CRC32' } });
+    expect(s3.commandCalls(CreateMultipartUploadCommand)[0]!.args[0].input.ChecksumAlgorithm).toBe('CRC32');
+    expect(s3.commandCalls(UploadPartCommand).map((c) => c.args[0].input.ChecksumAlgorithm)).toEqual(['CRC32', 'CRC32', 'CRC32']);
+    expect(s3.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input.MultipartUpload?.Parts).toEqual([
+      { PartNumber: 1, ETag: '"e1"', ChecksumCRC32: 'c1==' },
+      { PartNumber: 2, ETag: '"e2"', ChecksumCRC32: 'c2==' },
+      { PartNumber: 3, ETag: '"e3"', ChecksumCRC32: 'c3==' },
+    ]);
+  });
+});
