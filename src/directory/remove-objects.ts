@@ -52,12 +52,10 @@ export async function removeObjects(
     }
   }
   if (options.dryRun) {
-    let count = 0;
     for await (const k of keys()) {
       options.onDeleted?.(k);
-      count++;
     }
-    return { deleted: 0, deleteFailed: 0, ...{ wouldDelete: count } };
+    return { deleted: 0, deleteFailed: 0 };
   }
   const result = await deleteObjects(client, bucket, keys(), {
     signal: options.signal,

@@ -95,11 +95,12 @@ async function objectSha256(key: string): Promise<string> {
   return sha256(Buffer.from(await response.Body!.transformToByteArray()));
 }
 
-/** The one JSON line of a successful --json command. */
+/** The transfer record of a successful --json command (then its summary, the last line). */
 function jsonResult(result: CliResult): Record<string, unknown> {
   expectExitCode(result, 0);
   const lines = result.stdout.trim().split('\n');
-  expect(lines, describeResult(result)).toHaveLength(1);
+  expect(lines, describeResult(result)).toHaveLength(2);
+  expect(JSON.parse(lines[1]!)).toMatchObject({ type: 'summary', success: true, exitCode: 0 });
   return JSON.parse(lines[0]!) as Record<string, unknown>;
 }
 
@@ -194,7 +195,10 @@ describe('cp s3://bucket/key - (download to stdout)', () => {
     const result = await bash('"$NODE" "$CLI" cp "$1" - --json | sha256sum; exit $PIPESTATUS', url('out/big.bin'));
     expectExitCode(result, 0);
     expect(result.stdout).toBe(`${bigSha256}  -\n`);
-    expect(JSON.parse(result.stderr)).toMatchObject({
+    const records = result.stderr.trim().split('\n');
+    expect(records).toHaveLength(2);
+    expect(JSON.parse(records[1]!)).toMatchObject({ type: 'summary', success: true });
+    expect(JSON.parse(records[0]!)).toMatchObject({
       operation: 'download',
       destination: '-',
       bytes: 100 * MiB,
