@@ -5,17 +5,17 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
-import pRetry from 'p-retry';
 import { DEFAULT_VERIFY_MODE } from '../config.js';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext } from '../engine/transfer-context.js';
-import { IntegrityError, S3xferError, UsageError } from '../errors.js';
+import { S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { type PartHead, type PassDigests, planVerification } from '../integrity/checks.js';
 import { multipartEtagParts } from '../integrity/layout.js';
 import { DownloadVerification, type VerificationOutcome } from '../integrity/verification.js';
 import { type DownloadSink, openDownloadSink, resolveDownloadPath } from '../sinks/download-file.js';
 import { statusOf } from './error-mapping.js';
+import { type Body, getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 import { PART_SIZE_METADATA } from './upload.js';
 
 /** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
@@ -169,7 +169,7 @@ function tempPathOf(file: DownloadSink): string | undefined {
  * HeadObject. HEAD errors have no body, so a 403/404 only says 'Forbidden'/'NotFound'; one
  * one-byte GET then tells which (NoSuchBucket or NoSuchKey, InvalidAccessKeyId or AccessDenied).
  */
-async function headObject(t: TransferContext, request: GetObjectCommandInput, checksums: boolean): Promise<HeadObjectCommandOutput> {
+export async function headObject(t: TransferContext, request: GetObjectCommandInput, checksums = false): Promise<HeadObjectCommandOutput> {
   try {
     // ChecksumMode: the stored checksums come back too, where the store keeps them.
     return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand({ ...request, ...(checksums ? { ChecksumMode: 'ENABLED' } : {}) }));
@@ -188,14 +188,6 @@ async function headObject(t: TransferContext, request: GetObjectCommandInput, ch
 /** Bytes gathered from a response stream before one write to the file. */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
-/** Body of a GetObject response: a Node stream, iterable in chunks. */
-type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
-
-/** Marks a failure of the response body (after the headers arrived): worth resuming. */
-class BrokenStreamError extends Error {
-  override name = 'BrokenStreamError';
-}
-
 /** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {
   constructor(
@@ -211,108 +203,49 @@ class RangeGetter {
    * their bytes to `digests` as they are written.
    */
   async fetch(ranges: ByteRange[], digests?: PassDigests): Promise<void> {
+    const inspect = this.verification ? (response: GetObjectCommandOutput) => this.verification?.inspect(response) : undefined;
     if (this.size === 0) {
-      // A Range on an empty object is unsatisfiable (416): ask for it whole.
-      await this.transfer.request(async (signal) => {
-        const response = await this.transfer.client.send(new GetObjectCommand(this.request), { abortSignal: signal });
-        this.verification?.inspect(response);
-        for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
-      });
+      await this.transfer.request((signal) => getEmpty(this.transfer, this.request, signal, inspect));
       return;
     }
-    await this.transfer.all(ranges.length, (index, signal) => this.getRange(ranges[index]!, signal, digests));
-  }
-
-  /**
-   * Writes one range at its offset. A stream that breaks mid-body is resumed from the first
-   * missing byte (no progress rewinds), up to `maxAttempts` times with backoff.
-   */
-  private async getRange(range: ByteRange, signal: AbortSignal, digests?: PassDigests): Promise<void> {
-    let position = range.start;
-    await pRetry(
-      async () => {
-        const whole = position === 0 && range.end === this.size - 1;
-        const response = await this.transfer.client.send(
-          new GetObjectCommand({ ...this.request, ...(whole ? {} : { Range: `bytes=${position}-${range.end}` }) }),
-          { abortSignal: signal },
-        );
-        const body = response.Body as Body | undefined;
-        try {
-          this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
-          this.verification?.inspect(response as GetObjectCommandOutput);
-        } catch (error) {
-          body?.destroy?.();
-          throw error;
-        }
-        // Chunks arrive in 16–64 KiB pieces: write them in batches of ~1 MiB (one writev each).
-        let batch: Uint8Array[] = [];
-        let batchBytes = 0;
-        const flush = async () => {
-          if (batchBytes === 0) return;
-          await this.file.write(batch, position);
-          // Hashed once written: a resumed stream goes on with the same digests from here.
-          digests?.feed(position, batch);
-          position += batchBytes;
-          this.transfer.events.progress(batchBytes);
-          batch = [];
-          batchBytes = 0;
-        };
-        try {
-          for await (const chunk of body ?? []) {
-            const end = position + batchBytes + chunk.length;
-            if (end > range.end + 1) this.unexpected(end - range.start, range.end - range.start + 1);
-            batch.push(chunk);
-            batchBytes += chunk.length;
-            if (batchBytes >= WRITE_BATCH_BYTES) await flush();
-          }
-        } catch (error) {
-          body?.destroy?.();
-          if (error instanceof S3xferError || signal.aborted) throw error;
-          // Keep the bytes that did arrive: the next attempt resumes after them.
-          await flush();
-          throw new BrokenStreamError(`the response stream broke at byte ${position}`, { cause: error });
-        }
-        await flush();
-        if (position !== range.end + 1) {
-          throw new BrokenStreamError(`the response ended at byte ${position} of ${range.start}-${range.end}`);
-        }
-      },
-      {
-        retries: this.transfer.config.maxAttempts - 1,
-        minTimeout: 200,
-        maxTimeout: 5_000,
-        randomize: true,
-        signal,
-        shouldRetry: ({ error }) => error instanceof BrokenStreamError && !signal.aborted,
-      },
-    );
-  }
-
-  /** Checks that the server sent exactly the bytes asked for. */
-  private checkHeaders(
-    contentRange: string | undefined,
-    contentLength: number | undefined,
-    start: number,
-    end: number,
-    whole: boolean,
-  ): void {
-    const expected = end - start + 1;
-    if (!whole) {
-      const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
-      if (!match || Number(match[1]) !== start || Number(match[2]) !== end || (match[3] !== '*' && Number(match[3]) !== this.size)) {
-        throw new IntegrityError(
-          `${this.transfer.info.source}: asked for bytes ${start}-${end}/${this.size}, the server sent Content-Range "${contentRange ?? ''}"`,
-          'RangeMismatch',
-          { source: this.transfer.info.source },
-        );
-      }
-    }
-    if (contentLength !== undefined && contentLength !== expected) this.unexpected(contentLength, expected);
-  }
-
-  private unexpected(got: number, expected: number): never {
-    throw new IntegrityError(`${this.transfer.info.source}: the server sent ${got} bytes where ${expected} were expected`, 'SizeMismatch', {
-      source: this.transfer.info.source,
+    await this.transfer.all(ranges.length, (index, signal) => {
+      const range = ranges[index]!;
+      const writer = new FileRangeWriter(this.file, range.start, this.transfer, digests);
+      return getRange(this.transfer, this.request, this.size, range, signal, writer, inspect);
     });
+  }
+}
+
+/**
+ * Writes a range's chunks at their offsets in ~1 MiB batches (chunks arrive in 16–64 KiB pieces:
+ * one writev each batch), hashing and reporting progress as each batch is written; a resumed
+ * stream goes on after the last batch written, with the same digests and no progress rewound.
+ */
+class FileRangeWriter implements RangeReceiver {
+  private batch: Uint8Array[] = [];
+  private batchBytes = 0;
+
+  constructor(
+    private readonly file: DownloadSink,
+    public position: number,
+    private readonly transfer: TransferContext,
+    private readonly digests?: PassDigests,
+  ) {}
+
+  take(chunk: Uint8Array): Promise<void> | undefined {
+    this.batch.push(chunk);
+    this.batchBytes += chunk.length;
+    return this.batchBytes >= WRITE_BATCH_BYTES ? this.keep() : undefined;
+  }
+
+  async keep(): Promise<void> {
+    if (this.batchBytes === 0) return;
+    const [batch, bytes] = [this.batch, this.batchBytes];
+    this.batch = [];
+    this.batchBytes = 0;
+    await this.file.write(batch, this.position);
+    this.digests?.feed(this.position, batch);
+    this.position += bytes;
+    this.transfer.events.progress(bytes);
   }
 }

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Writable } from 'node:stream';
-import { GetObjectCommand, type GetObjectCommandInput, HeadObjectCommand, type HeadObjectCommandOutput } from '@aws-sdk/client-s3';
-import pRetry from 'p-retry';
+import type { GetObjectCommandInput, HeadObjectCommandOutput } from '@aws-sdk/client-s3';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext, TransferOptions } from '../engine/transfer-context.js';
-import { IntegrityError, LocalFileError, S3xferError, UsageError } from '../errors.js';
+import { IntegrityError, LocalFileError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import type { DownloadExtraArgs, KnownObject } from './download.js';
-import { fileErrorReason, isAbortError, statusOf } from './error-mapping.js';
+import { etagEncryption } from '../integrity/checks.js';
+import { type DownloadExtraArgs, headObject, type KnownObject } from './download.js';
+import { fileErrorReason, isAbortError } from './error-mapping.js';
+import { getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 
 /** Options of {@link TransferManager.downloadToStream}. */
 export interface StreamDownloadOptions extends TransferOptions {
@@ -215,14 +216,6 @@ function deferred<T>() {
   return { promise, resolve, reject, settled };
 }
 
-/** Body of a GetObject response: a Node stream, iterable in chunks. */
-type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
-
-/** Marks a failure of the response body (after the headers arrived): worth resuming. */
-class BrokenStreamError extends Error {
-  override name = 'BrokenStreamError';
-}
-
 /** Fetches byte ranges of one object version into buffers, resuming broken response streams. */
 export class RangeFetcher {
   constructor(
@@ -231,82 +224,34 @@ export class RangeFetcher {
     private readonly size: number,
   ) {}
 
-  /** An empty object: one GET without a Range (a Range on 0 bytes is unsatisfiable, 416). */
+  /** An empty object: one GET without a Range. */
   async fetchEmpty(signal: AbortSignal): Promise<void> {
-    await this.t.request(async () => {
-      const response = await this.t.client.send(new GetObjectCommand(this.request), { abortSignal: signal });
-      for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) this.unexpected(chunk.length, 0);
-    });
+    await this.t.request(() => getEmpty(this.t, this.request, signal));
   }
 
-  /**
-   * Reads `range` into the start of `buffer`. The whole object is asked for without a Range; a
-   * stream that breaks mid-body is resumed from the first missing byte, up to `maxAttempts` times.
-   */
+  /** Reads `range` into the start of `buffer`, resuming a broken stream from the first missing byte. */
   async fetchInto(buffer: Buffer, range: ByteRange, signal: AbortSignal): Promise<void> {
-    let position = range.start;
-    await pRetry(
-      async () => {
-        const whole = position === 0 && range.end === this.size - 1;
-        const response = await this.t.client.send(
-          new GetObjectCommand({ ...this.request, ...(whole ? {} : { Range: `bytes=${position}-${range.end}` }) }),
-          { abortSignal: signal },
-        );
-        this.checkHeaders(response.ContentRange, response.ContentLength, position, range.end, whole);
-        const body = response.Body as Body | undefined;
-        try {
-          for await (const chunk of body ?? []) {
-            const end = position + chunk.length;
-            if (end > range.end + 1) this.unexpected(end - range.start, range.end - range.start + 1);
-            buffer.set(chunk, position - range.start);
-            position = end;
-          }
-        } catch (error) {
-          body?.destroy?.();
-          if (error instanceof S3xferError || signal.aborted) throw error;
-          throw new BrokenStreamError(`the response stream broke at byte ${position}`, { cause: error });
-        }
-        if (position !== range.end + 1) {
-          throw new BrokenStreamError(`the response ended at byte ${position} of ${range.start}-${range.end}`);
-        }
-      },
-      {
-        retries: this.t.config.maxAttempts - 1,
-        minTimeout: 200,
-        maxTimeout: 5_000,
-        randomize: true,
-        signal,
-        shouldRetry: ({ error }) => error instanceof BrokenStreamError && !signal.aborted,
-      },
-    );
+    await getRange(this.t, this.request, this.size, range, signal, new BufferRangeWriter(buffer, range.start));
+  }
+}
+
+/** Copies a range's chunks into a buffer that holds the range from its first byte. */
+class BufferRangeWriter implements RangeReceiver {
+  position: number;
+
+  constructor(
+    private readonly buffer: Buffer,
+    private readonly start: number,
+  ) {
+    this.position = start;
   }
 
-  /** Checks that the server sent exactly the bytes asked for. */
-  private checkHeaders(
-    contentRange: string | undefined,
-    contentLength: number | undefined,
-    start: number,
-    end: number,
-    whole: boolean,
-  ): void {
-    if (!whole) {
-      const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(contentRange ?? '');
-      if (!match || Number(match[1]) !== start || Number(match[2]) !== end || (match[3] !== '*' && Number(match[3]) !== this.size)) {
-        throw new IntegrityError(
-          `${this.t.info.source}: asked for bytes ${start}-${end}/${this.size}, the server sent Content-Range "${contentRange ?? ''}"`,
-          'RangeMismatch',
-          { source: this.t.info.source },
-        );
-      }
-    }
-    if (contentLength !== undefined && contentLength !== end - start + 1) this.unexpected(contentLength, end - start + 1);
+  take(chunk: Uint8Array): void {
+    this.buffer.set(chunk, this.position - this.start);
+    this.position += chunk.length;
   }
 
-  private unexpected(got: number, expected: number): never {
-    throw new IntegrityError(`${this.t.info.source}: the server sent ${got} bytes where ${expected} were expected`, 'SizeMismatch', {
-      source: this.t.info.source,
-    });
-  }
+  keep(): void {}
 }
 
 /**
@@ -402,30 +347,10 @@ function closedOutput(destination: string, cause?: unknown): LocalFileError {
   });
 }
 
-/**
- * HeadObject. HEAD errors have no body, so a 403/404 only says 'Forbidden'/'NotFound'; one
- * one-byte GET then tells which (NoSuchBucket or NoSuchKey, InvalidAccessKeyId or AccessDenied).
- */
-async function headObject(t: TransferContext, request: GetObjectCommandInput): Promise<HeadObjectCommandOutput> {
-  try {
-    return await t.send<HeadObjectCommandOutput>(new HeadObjectCommand(request));
-  } catch (error) {
-    const status = statusOf(error);
-    if (status !== 403 && status !== 404) throw error;
-    // If the probe fails, its error (with a code) is the better one to report.
-    await t.request(async (signal) => {
-      const probe = await t.client.send(new GetObjectCommand({ ...request, Range: 'bytes=0-0' }), { abortSignal: signal });
-      (probe.Body as Body | undefined)?.destroy?.();
-    });
-    throw error;
-  }
-}
-
 /** The MD5 an ETag stands for, when it is a plain one (not multipart, not SSE-KMS or SSE-C). */
 function plainMd5(head: ObjectHead): string | undefined {
   const etag = head.ETag?.replace(/"/g, '');
   if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
-  if (head.ServerSideEncryption === 'aws:kms' || head.ServerSideEncryption === 'aws:kms:dsse' || head.SSECustomerAlgorithm)
-    return undefined;
-  return etag.toLowerCase();
+  const encrypted = etagEncryption({ serverSideEncryption: head.ServerSideEncryption, sseCustomerAlgorithm: head.SSECustomerAlgorithm });
+  return encrypted ? undefined : etag.toLowerCase();
 }

@@ -5,19 +5,17 @@ import {
   type CompleteMultipartUploadCommandOutput,
   CreateMultipartUploadCommand,
   type CreateMultipartUploadCommandOutput,
-  HeadObjectCommand,
-  type HeadObjectCommandOutput,
   PutObjectCommand,
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import pRetry from 'p-retry';
 import { formatBytes, MiB, S3_LIMITS, type TransferConfig } from '../config.js';
 import type { Command, TransferContext, TransferOptions } from '../engine/transfer-context.js';
 import { IntegrityError, LocalFileError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { fileErrorReason, isAbortError, statusOf } from './error-mapping.js';
+import { abortMultipartUpload, storedObject } from './completed-upload.js';
+import { fileErrorReason, isAbortError } from './error-mapping.js';
 import { PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
 
 /** Options of {@link TransferManager.uploadStream}. */
@@ -169,21 +167,14 @@ export async function runStreamUpload(t: TransferContext, body: Readable, option
     );
   }
   const warnings: string[] = [];
-  let etag = output.ETag;
-  let versionId = output.VersionId;
-  if (!etag) {
-    // Ceph answers CompleteMultipartUpload with an empty <ETag/>: only HeadObject has it.
-    const head = await headStoredObject(t, extraArgs, versionId, warnings);
-    if (head && head.ContentLength !== counter.bytes) {
-      throw new IntegrityError(
-        `${t.info.destination}: the stored object has ${head.ContentLength} bytes, the stream had ${counter.bytes}`,
-        'SizeMismatch',
-        { source: t.info.source, destination: t.info.destination },
-      );
-    }
-    etag = head?.ETag;
-    versionId ??= head?.VersionId;
-  }
+  const { etag, versionId } = await storedObject(
+    t,
+    { Bucket: t.bucket, Key: t.key, ...extraArgs },
+    output,
+    counter.bytes,
+    warnings,
+    'the stream',
+  );
   const multipart = sender.uploadId !== undefined;
   return t.result({ bytes: counter.bytes, parts: multipart ? sender.parts : 1, multipart, etag, versionId, warnings });
 }
@@ -275,7 +266,7 @@ class PooledSender {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     const uploadId = this.uploadId;
     if (uploadId === undefined || this.completed || this.aborted.has(uploadId)) return;
-    await abortMultipartUpload(this.t, uploadId);
+    await abortMultipartUpload(this.t, { Bucket: this.t.bucket, Key: this.t.key, UploadId: uploadId });
   }
 
   private send(command: Command): Promise<unknown> {
@@ -323,53 +314,4 @@ class PooledSender {
 
 function abortError(): Error {
   return Object.assign(new Error('the upload was stopped'), { name: 'AbortError' });
-}
-
-/**
- * AbortMultipartUpload, through the pool but not cancelled (it runs after a Ctrl-C), retried once
- * more than the client does; an upload the server no longer knows (NoSuchUpload) needs none.
- */
-async function abortMultipartUpload(t: TransferContext, uploadId: string): Promise<void> {
-  const noSuchUpload = (error: unknown) => (error as { name?: string }).name === 'NoSuchUpload';
-  try {
-    await pRetry(() => t.sendUncancelled(new AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, UploadId: uploadId })), {
-      retries: 2,
-      minTimeout: 500,
-      shouldRetry: ({ error }) => !noSuchUpload(error),
-    });
-  } catch (error) {
-    if (noSuchUpload(error)) return;
-    throw new Error(`the multipart upload ${uploadId} could not be aborted, so its parts remain on the server`, { cause: error });
-  }
-}
-
-/**
- * HeadObject of a just-completed upload, for the ETag Ceph leaves out and a size check. The object
- * is stored whatever this answers, so a refusal only skips the check, with a warning.
- */
-async function headStoredObject(
-  t: TransferContext,
-  extraArgs: UploadExtraArgs,
-  versionId: string | undefined,
-  warnings: string[],
-): Promise<HeadObjectCommandOutput | undefined> {
-  const { SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = extraArgs;
-  try {
-    return await t.send<HeadObjectCommandOutput>(
-      new HeadObjectCommand({
-        Bucket: t.bucket,
-        Key: t.key,
-        SSECustomerAlgorithm,
-        SSECustomerKey,
-        SSECustomerKeyMD5,
-        ...(versionId ? { VersionId: versionId } : {}),
-      }),
-    );
-  } catch (error) {
-    t.throwIfAborted();
-    const status = statusOf(error);
-    const why = status === 403 ? 'HeadObject was refused (403)' : `HeadObject failed (${(error as Error).name || status})`;
-    warnings.push(`${t.info.destination}: stored, but its size and ETag were not checked: ${why}`);
-    return undefined;
-  }
 }

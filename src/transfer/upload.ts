@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
 import {
-  AbortMultipartUploadCommand,
-  type AbortMultipartUploadCommandInput,
   CompleteMultipartUploadCommand,
   type CompleteMultipartUploadCommandOutput,
   CreateMultipartUploadCommand,
@@ -18,12 +16,12 @@ import {
   type UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
 import mime from 'mime';
-import pRetry from 'p-retry';
 import { type PartPlan, planParts } from '../engine/part-plan.js';
 import type { Command, TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { assertSourceUnchanged, openSourceFile, probeReadable, readInto, type SourceFile } from '../sources/file-source.js';
+import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { statusOf } from './error-mapping.js';
 /**
  * Object settings an upload may set (boto3's `ExtraArgs` for `upload_file`). Content-Type is
@@ -187,22 +185,7 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
   await assertSourceUnchanged(source);
   const completed = await completeMultipartUpload(t, sameUpload, params, created, parts, source.size);
   forget();
-  // Ceph answers a repeated Complete with the ETag unquoted; results carry it quoted, as S3 sends it.
-  let etag = completed.ETag && !completed.ETag.startsWith('"') ? `"${completed.ETag}"` : completed.ETag;
-  let versionId = completed.VersionId;
-  if (!etag) {
-    // Ceph answers CompleteMultipartUpload with an empty <ETag/>: only HeadObject has it.
-    const head = await headStoredObject(t, sameUpload, versionId, warnings);
-    if (head && head.ContentLength !== source.size) {
-      throw new IntegrityError(
-        `${t.info.destination}: the stored object has ${head.ContentLength} bytes, the file ${source.size}`,
-        'SizeMismatch',
-        { source: t.info.source, destination: t.info.destination },
-      );
-    }
-    etag = head?.ETag;
-    versionId ??= head?.VersionId;
-  }
+  const { etag, versionId } = await storedObject(t, sameUpload, completed, source.size, warnings, 'the file');
   // The store assembled the object from the parts we sent, in order: its ETag says so.
   const expected = expectedMultipartEtag(parts, params);
   if (etag && expected && /^[0-9a-f]{32}-\d+$/.test(normalizeEtag(etag)) && normalizeEtag(etag) !== expected) {
@@ -495,56 +478,6 @@ export function expectedMultipartEtag(
 /** An ETag without its quotes, in lower case. */
 function normalizeEtag(etag: string | undefined): string {
   return (etag ?? '').replace(/"/g, '').toLowerCase();
-}
-
-/**
- * HeadObject of a just-completed upload. The object is stored whatever this answers, so a refusal
- * (write-only credentials get 403) or an outage only skips the check, with a warning.
- */
-async function headStoredObject(
-  t: TransferContext,
-  request: { Bucket?: string; Key?: string; SSECustomerAlgorithm?: string; SSECustomerKey?: string; SSECustomerKeyMD5?: string },
-  versionId: string | undefined,
-  warnings: string[],
-): Promise<HeadObjectCommandOutput | undefined> {
-  const { Bucket, Key, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = request;
-  try {
-    return await t.send<HeadObjectCommandOutput>(
-      new HeadObjectCommand({
-        Bucket,
-        Key,
-        SSECustomerAlgorithm,
-        SSECustomerKey,
-        SSECustomerKeyMD5,
-        ...(versionId ? { VersionId: versionId } : {}),
-      }),
-    );
-  } catch (error) {
-    t.throwIfAborted();
-    const status = statusOf(error);
-    const why = status === 403 ? 'HeadObject was refused (403)' : `HeadObject failed (${(error as Error).name || status})`;
-    warnings.push(`${t.info.destination}: stored, but its size and ETag were not checked: ${why}`);
-    return undefined;
-  }
-}
-
-/**
- * The clean-up of a failed multipart upload. Sent through the pool but not cancelled: it must run
- * after a Ctrl-C. An upload the server no longer knows (NoSuchUpload) needs no abort.
- */
-async function abortMultipartUpload(t: TransferContext, input: AbortMultipartUploadCommandInput): Promise<void> {
-  const noSuchUpload = (error: unknown) => (error as { name?: string }).name === 'NoSuchUpload';
-  try {
-    // The client retries each request already; a second round rides out a longer outage.
-    await pRetry(() => t.sendUncancelled(new AbortMultipartUploadCommand(input)), {
-      retries: 2,
-      minTimeout: 500,
-      shouldRetry: ({ error }) => !noSuchUpload(error),
-    });
-  } catch (error) {
-    if (noSuchUpload(error)) return;
-    throw new Error(`the multipart upload ${input.UploadId} could not be aborted, so its parts remain on the server`, { cause: error });
-  }
 }
 
 /**
