@@ -1,9 +1,7 @@
-import { parseShard } from '../../directory/shard.js';
 import { UsageError } from '../../errors.js';
 import { type Location, parseLocation, uploadKey } from '../../location.js';
 import type { CliCommand, CommandContext } from '../command.js';
 import {
-  filterRulesFrom,
   givenUploadFlags,
   type UploadArgs,
   uploadExtraArgsFrom,
@@ -12,7 +10,7 @@ import {
   withUploadOptions,
 } from '../options.js';
 import { copyStream, isStreamOperand, type StreamCopyArgs } from './pipes.js';
-import { FILTER_OPTIONS, finishTree, treeEvents } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeOptionsFrom } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -87,15 +85,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
 async function copyRecursive(args: TransferArgs, context: CommandContext): Promise<number> {
   const { copyTree } = await import('../../directory/tree-jobs.js');
   const manager = await context.manager();
-  const dryRun = args.dryrun ?? false;
-  const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), {
-    filters: filterRulesFrom(context.argv),
-    followSymlinks: args.followSymlinks,
-    ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
-    dryRun,
-    extraArgs: uploadExtraArgsFrom(args),
-    events: treeEvents(context.reporter, dryRun),
-  });
+  const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), treeOptionsFrom(args, context));
   return finishTree(context, job);
 }
 

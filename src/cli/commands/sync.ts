@@ -1,9 +1,8 @@
-import { parseShard } from '../../directory/shard.js';
 import { UsageError } from '../../errors.js';
 import { parseLocation } from '../../location.js';
 import type { CliCommand } from '../command.js';
-import { filterRulesFrom, type UploadArgs, uploadExtraArgsFrom, withTreeOptions, withUploadOptions } from '../options.js';
-import { FILTER_OPTIONS, finishTree, treeEvents } from './tree.js';
+import { type UploadArgs, withTreeOptions, withUploadOptions } from '../options.js';
+import { FILTER_OPTIONS, finishTree, treeOptionsFrom } from './tree.js';
 
 interface SyncArgs extends UploadArgs {
   source: string;
@@ -34,16 +33,10 @@ export const syncCommand: CliCommand = {
       throw new UsageError('--size-only and --exact-timestamps cannot be used together', 'ConflictingFlags');
     const { syncTree } = await import('../../directory/tree-jobs.js');
     const manager = await context.manager();
-    const dryRun = args.dryrun ?? false;
     const job = syncTree(manager, parseLocation(args.source), parseLocation(args.destination), {
+      ...treeOptionsFrom(args, context),
       mode: args.sizeOnly ? 'size-only' : args.exactTimestamps ? 'exact-timestamps' : 'size-and-mtime',
       deleteExtra: args.delete ?? false,
-      filters: filterRulesFrom(context.argv),
-      followSymlinks: args.followSymlinks,
-      ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
-      dryRun,
-      extraArgs: uploadExtraArgsFrom(args),
-      events: treeEvents(context.reporter, dryRun),
     });
     return finishTree(context, job);
   },

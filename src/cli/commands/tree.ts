@@ -1,7 +1,8 @@
-import type { TreeEvents, TreeSummary } from '../../directory/tree-jobs.js';
+import { parseShard } from '../../directory/shard.js';
+import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-jobs.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { TREE_OPTIONS } from '../options.js';
+import { filterRulesFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
 import type { Reporter } from '../reporters/reporter.js';
 
 /**
@@ -13,6 +14,26 @@ export const FILTER_OPTIONS = {
   include: { ...TREE_OPTIONS.include, nargs: 1 },
   exclude: { ...TREE_OPTIONS.exclude, nargs: 1 },
 } as const;
+
+/** The flags cp --recursive and sync share. */
+export interface TreeArgs extends UploadArgs {
+  dryrun?: boolean;
+  followSymlinks?: boolean;
+  shard?: string;
+}
+
+/** The options of a directory job from its flags: filters in argv order, shard, events for the reporter. */
+export function treeOptionsFrom(args: TreeArgs, context: CommandContext): TreeOptions {
+  const dryRun = args.dryrun ?? false;
+  return {
+    filters: filterRulesFrom(context.argv),
+    followSymlinks: args.followSymlinks,
+    ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
+    dryRun,
+    extraArgs: uploadExtraArgsFrom(args),
+    events: treeEvents(context.reporter, dryRun),
+  };
+}
 
 /** Job events rendered by the reporter: skips as warnings, planned changes and deletes as records. */
 export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
