@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import type { ByteRange } from '../engine/part-plan.js';
 import type { VerificationMethod } from '../events.js';
 import { type CrcAlgorithm, combineCrc, createDigest, DIGEST_COST, type Digest, type DigestAlgorithm } from './digests.js';
+import type { FileDigest, HashWorkers } from './hash-workers.js';
 import {
   describeLayout,
   fitsLayout,
@@ -276,27 +277,52 @@ export function downloadRangesFor(check: Check, size: number, planned: ByteRange
   return planned;
 }
 
+/** Where a pass reads bytes from besides the chunks it is fed: the file they were just written to. */
+export interface HashedFile {
+  path: string;
+  workers: HashWorkers;
+}
+
 /**
  * The digests of one pass over an object: bytes are fed with their offsets and routed to the unit
  * (part or range) they belong to; a unit's bytes must arrive in order, which they do as each unit
- * lies within one download range and a resumed range goes on from its first missing byte.
+ * lies within one download range and a resumed range goes on from its first missing byte. Given a
+ * {@link HashedFile}, MD5 and SHA-256 units are hashed by worker threads reading the bytes back
+ * from that file (fed bytes must then be written there already); other digests are computed inline.
  */
 export class PassDigests {
-  private readonly digests: Digest[];
+  private readonly inline: Digest[] | undefined;
+  private readonly inFile: FileDigest[] | undefined;
   private readonly starts: number[];
   private stopped = false;
 
   constructor(
     readonly check: Check,
     readonly units: ByteRange[],
+    file?: HashedFile,
   ) {
-    this.digests = units.map(() => createDigest(check.algorithm));
+    const algorithm = check.algorithm;
+    if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
+      this.inFile = units.map(() => file.workers.fileDigest(file.path, algorithm));
+    } else {
+      this.inline = units.map(() => createDigest(algorithm));
+    }
     this.starts = units.map((u) => u.start);
   }
 
   /** Hashes `chunks`, the bytes from `position` on. */
   feed(position: number, chunks: Uint8Array[]): void {
     if (this.stopped) return;
+    if (this.inFile) {
+      let end = position;
+      for (const chunk of chunks) end += chunk.length;
+      for (let index = this.unitAt(position), at = position; at < end; index++) {
+        const unitEnd = Math.min(end, this.units[index]!.end + 1);
+        this.inFile[index]!.written(at, unitEnd);
+        at = unitEnd;
+      }
+      return;
+    }
     for (const chunk of chunks) {
       let offset = 0;
       while (offset < chunk.length) {
@@ -304,21 +330,23 @@ export class PassDigests {
         const index = this.unitAt(at);
         const unit = this.units[index]!;
         const take = Math.min(chunk.length - offset, unit.end + 1 - at);
-        this.digests[index]!.update(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take));
+        this.inline![index]!.update(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take));
         offset += take;
       }
       position += chunk.length;
     }
   }
 
-  /** Stops hashing (the check no longer applies). */
+  /** Stops hashing (the check no longer applies, or the download failed). */
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
+    for (const digest of this.inFile ?? []) digest.drop();
   }
 
   /** Every unit's digest (call once, after the pass). */
   async unitDigests(): Promise<Buffer[]> {
-    return Promise.all(this.digests.map((d) => d.digest()));
+    return Promise.all((this.inFile ?? this.inline!).map((d) => d.digest()));
   }
 
   private unitAt(position: number): number {

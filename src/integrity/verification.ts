@@ -12,6 +12,7 @@ import {
   digestValue,
   downloadRangesFor,
   etagEncryption,
+  type HashedFile,
   matchLayoutInFile,
   PassDigests,
   type VerificationPlan,
@@ -66,12 +67,20 @@ export class DownloadVerification {
     return this.check ? downloadRangesFor(this.check, this.context.size, planned, positional) : planned;
   }
 
-  /** Digests for one pass over `ranges` (the first download, or the re-fetch). */
-  startPass(ranges: ByteRange[]): PassDigests | undefined {
+  /**
+   * Digests for one pass over `ranges` (the first download, or the re-fetch); with `file`, the
+   * bytes fed must be in that file already, and worker threads hash them from there.
+   */
+  startPass(ranges: ByteRange[], file?: HashedFile): PassDigests | undefined {
     if (!this.check) return undefined;
-    const pass = new PassDigests(this.check, digestUnits(this.check, this.context.size, ranges));
+    const pass = new PassDigests(this.check, digestUnits(this.check, this.context.size, ranges), file);
     this.passes.push(pass);
     return pass;
+  }
+
+  /** Lets go of the digests in progress (the download failed). */
+  release(): void {
+    for (const pass of this.passes) pass.stop();
   }
 
   /**

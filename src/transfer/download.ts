@@ -11,6 +11,7 @@ import type { TransferContext } from '../engine/transfer-context.js';
 import { S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { type PartHead, type PassDigests, planVerification } from '../integrity/checks.js';
+import { FILE_HASHING_MIN_BYTES, hashWorkers } from '../integrity/hash-workers.js';
 import { multipartEtagParts } from '../integrity/layout.js';
 import { DownloadVerification, type VerificationOutcome } from '../integrity/verification.js';
 import { type DownloadSink, openDownloadSink, resolveDownloadPath } from '../sinks/download-file.js';
@@ -68,23 +69,29 @@ export async function runDownload(
   verification?.assertVerifiable();
 
   const file = await openDownloadSink(target);
-  const forget = t.onFailure(() => file.discard());
+  const forget = t.onFailure(() => {
+    verification?.release();
+    return file.discard();
+  });
   // A device or pipe takes its bytes in order: one sequential GET.
   const plan = file.positional
     ? planParts(size, t.config, 'download')
     : planParts(size, { multipartThreshold: Infinity, partSize: size }, 'download');
   const ranges = verification ? verification.downloadRanges(plan.ranges, file.positional) : plan.ranges;
   const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file, verification);
-  await getter.fetch(ranges, verification?.startPass(ranges));
+  // A big object's MD5 or SHA-256 is hashed by worker threads, from the temp file as it is written.
+  const tempPath = tempPathOf(file);
+  const hashed = tempPath !== undefined && size >= FILE_HASHING_MIN_BYTES ? { path: tempPath, workers: hashWorkers() } : undefined;
+  await getter.fetch(ranges, verification?.startPass(ranges, hashed));
   let outcome: VerificationOutcome = { verified: false, warnings: [] };
   if (verification) {
     // A mismatch is fetched once more (everything: an ETag or CRC does not tell which part is
     // wrong), progress rewinding as s3transfer's does on a retry; a device or pipe cannot rewind.
     const refetch = async () => {
       t.events.progress(-size);
-      await getter.fetch(ranges, verification.startPass(ranges));
+      await getter.fetch(ranges, verification.startPass(ranges, hashed));
     };
-    outcome = await verification.conclude(file.positional ? refetch : undefined, tempPathOf(file));
+    outcome = await verification.conclude(file.positional ? refetch : undefined, tempPath);
   }
   await file.commit(size);
   forget();
@@ -186,7 +193,7 @@ export async function headObject(t: TransferContext, request: GetObjectCommandIn
 }
 
 /** Bytes gathered from a response stream before one write to the file. */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {
@@ -217,7 +224,7 @@ class RangeGetter {
 }
 
 /**
- * Writes a range's chunks at their offsets in ~1 MiB batches (chunks arrive in 16–64 KiB pieces:
+ * Writes a range's chunks at their offsets in 256 KiB batches (chunks arrive in 16–64 KiB pieces:
  * one writev each batch), hashing and reporting progress as each batch is written; a resumed
  * stream goes on after the last batch written, with the same digests and no progress rewound.
  */

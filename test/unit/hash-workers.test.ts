@@ -1,0 +1,118 @@
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Check, PassDigests } from '../../src/integrity/checks.js';
+import { HashWorkers } from '../../src/integrity/hash-workers.js';
+import { MiB, tempDir } from '../helpers/files.js';
+
+// Worker threads hash a big download's parts from the file as it is written (src/integrity/hash-workers.ts).
+let dir: string;
+let path: string;
+let bytes: Buffer;
+const workers = new HashWorkers(2);
+
+beforeAll(async () => {
+  dir = await tempDir();
+  path = join(dir, 'data.bin');
+  bytes = randomBytes(3 * MiB + 123);
+  await writeFile(path, bytes);
+});
+
+afterAll(async () => {
+  await workers.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const hex = (algorithm: string, data: Uint8Array) => createHash(algorithm).update(data).digest('hex');
+
+describe('a file digest', () => {
+  it.each(['md5', 'sha256'] as const)('of bytes reported written in pieces is the %s of those bytes', async (algorithm) => {
+    const digest = workers.fileDigest(path, algorithm);
+    // Pieces of odd sizes, larger than the worker's 1 MiB read buffer too.
+    for (const [start, end] of [
+      [0, 1],
+      [1, 65_537],
+      [65_537, 2 * MiB + 3],
+      [2 * MiB + 3, bytes.length],
+    ] as const) {
+      digest.written(start, end);
+    }
+    expect((await digest.digest()).toString('hex')).toBe(hex(algorithm, bytes));
+  });
+
+  it('of a range in the middle of the file hashes only that range', async () => {
+    const digest = workers.fileDigest(path, 'md5');
+    digest.written(MiB, 2 * MiB);
+    expect((await digest.digest()).toString('hex')).toBe(hex('md5', bytes.subarray(MiB, 2 * MiB)));
+  });
+
+  it('of no bytes is the digest of nothing', async () => {
+    expect((await workers.fileDigest(path, 'sha256').digest()).toString('hex')).toBe(hex('sha256', Buffer.alloc(0)));
+  });
+
+  it('fails with the reason when the file cannot be read', async () => {
+    const digest = workers.fileDigest(join(dir, 'missing.bin'), 'md5');
+    digest.written(0, 10);
+    await expect(digest.digest()).rejects.toThrow(/^hashing the downloaded file failed: ENOENT/);
+  });
+
+  it('fails when the file is shorter than the bytes reported written', async () => {
+    const digest = workers.fileDigest(path, 'md5');
+    digest.written(bytes.length - 5, bytes.length + 5);
+    await expect(digest.digest()).rejects.toThrow(/ends at byte \d+, before byte \d+/);
+  });
+
+  it('fails, never gives a digest of part of the bytes, when its thread stopped in between', async () => {
+    const pool = new HashWorkers(1);
+    const digest = pool.fileDigest(path, 'md5');
+    digest.written(0, MiB);
+    await pool.close();
+    digest.written(MiB, 2 * MiB);
+    await expect(digest.digest()).rejects.toThrow('a hashing thread stopped before the download ended');
+  });
+});
+
+describe('pass digests with a file', () => {
+  // Three parts of 1 MiB and a short last one; fed in batches that straddle part boundaries.
+  const check: Check = { method: 'multipart-etag', algorithm: 'md5', shape: 'parts', expected: '', certain: true, label: 'test' };
+  const units = [0, 1, 2, 3].map((i) => ({ start: i * MiB, end: Math.min((i + 1) * MiB, 3 * MiB + 123) - 1 }));
+
+  it('give each part the digest of its own bytes, as inline hashing does', async () => {
+    const inFile = new PassDigests(check, units, { path, workers });
+    const inline = new PassDigests(check, units);
+    for (let position = 0; position < bytes.length; position += 700_000) {
+      const batch = [bytes.subarray(position, position + 300_000), bytes.subarray(position + 300_000, position + 700_000)];
+      inFile.feed(position, batch);
+      inline.feed(position, batch);
+    }
+    const expected = units.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)));
+    expect((await inFile.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
+    expect((await inline.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
+  });
+});
+
+describe('the pool', () => {
+  it('does not keep a process alive once its digests are dropped or delivered', () => {
+    // The built module (`npm test` builds first): a plain Node process cannot load TypeScript.
+    const module = new URL('../../dist/integrity/hash-workers.js', import.meta.url).pathname;
+    const script = `
+      const { HashWorkers } = await import(${JSON.stringify(module)});
+      const pool = new HashWorkers(2);
+      const dropped = pool.fileDigest(${JSON.stringify(path)}, 'md5');
+      dropped.written(0, 1000);
+      dropped.drop();
+      const kept = pool.fileDigest(${JSON.stringify(path)}, 'md5');
+      kept.written(0, 1000);
+      console.log((await kept.digest()).toString('hex'));
+    `;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(run.error, run.stderr).toBeUndefined();
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe(hex('md5', bytes.subarray(0, 1000)));
+  });
+});
