@@ -1,4 +1,4 @@
-import { mkdir, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { SiblingFailed } from '../engine/transfer-context.js';
@@ -376,13 +376,12 @@ class TreeJob {
       });
     }
     await this.manager.ready();
-    const done = this.manager
-      .download(bucket, key, target.path, { known: { size: entry.size, etag: entry.etag }, exactPath: true })
-      .then(async (result) => {
-        // The object's time becomes the file's, so that a sync back does not upload it again.
-        await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
-        return result;
-      });
+    // The object's time becomes the file's, so that a sync back does not upload it again.
+    const done = this.manager.download(bucket, key, target.path, {
+      known: { size: entry.size, etag: entry.etag },
+      exactPath: true,
+      mtime: new Date(entry.mtimeMs),
+    });
     this.track(done, url, target.path);
   }
 

@@ -59,6 +59,8 @@ export interface DownloadTransferOptions extends TransferOptions {
    * skip resolving it (a directory receiving the key's name, a missing parent). Default false.
    */
   exactPath?: boolean;
+  /** The modification time to give the file (a directory job gives the object's LastModified). */
+  mtime?: Date;
 }
 
 /** What a manager has done so far. */
@@ -126,7 +128,7 @@ export class TransferManager {
   download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
     return this.submit(info, bucket, key, options, (t) =>
-      runDownload(t, filename, options.extraArgs ?? {}, options.known, options.exactPath),
+      runDownload(t, filename, options.extraArgs ?? {}, options.known, options.exactPath, options.mtime),
     );
   }
 

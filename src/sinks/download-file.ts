@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
 import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
@@ -41,18 +42,31 @@ export interface DownloadSink {
   discard(): Promise<void>;
 }
 
+/** Objects up to this size are written with synchronous calls (see {@link AtomicFile}). */
+export const SMALL_FILE_BYTES = 256 * 1024;
+
+/** What a sink may know before the first byte. */
+export interface SinkOptions {
+  /** The object's size: a small one is written synchronously. */
+  size?: number;
+  /** The modification time to give the file when it is committed. */
+  mtime?: Date;
+}
+
 /**
  * Opens the right sink for a download's destination: an {@link AtomicFile} for a regular or new
  * file, a {@link DirectFile} for a device or FIFO (`/dev/null`, a named pipe), which must be
  * written in place rather than replaced. A symlink is replaced by the downloaded file, as
  * `aws s3 cp` does.
  */
-export async function openDownloadSink(path: string): Promise<DownloadSink> {
-  const existing = await lstatOrUndefined(path);
+export async function openDownloadSink(path: string, options: SinkOptions = {}): Promise<DownloadSink> {
+  const small = options.size !== undefined && options.size <= SMALL_FILE_BYTES;
+  const existing = small ? lstatSync(path, { throwIfNoEntry: false }) : await lstatOrUndefined(path);
   if (existing && (existing.isCharacterDevice() || existing.isBlockDevice() || existing.isFIFO() || existing.isSocket())) {
     return DirectFile.open(path);
   }
-  return AtomicFile.create(path, existing?.isFile() ? existing.mode & 0o7777 : undefined);
+  const mode = existing?.isFile() ? existing.mode & 0o7777 : undefined;
+  return AtomicFile.create(path, { mode, mtime: options.mtime, sync: small });
 }
 
 /**
@@ -60,6 +74,11 @@ export async function openDownloadSink(path: string): Promise<DownloadSink> {
  * directory (same file system, so the final rename is atomic) and only `commit()` puts it in
  * place. `discard()` removes it; an existing destination file is untouched until commit, and
  * its permissions carry over to the new file.
+ *
+ * A small file (`sync`) is opened, written, timed, closed and renamed with synchronous calls on
+ * the main thread: for a few KiB each call is one quick system call, where the thread pool's
+ * round trip cost ~0.1 ms of CPU and a context switch each, the larger part of a small
+ * download's local work (BENCHMARKS.md, "Many small files").
  */
 export class AtomicFile implements DownloadSink {
   readonly positional = true;
@@ -67,19 +86,26 @@ export class AtomicFile implements DownloadSink {
   private constructor(
     readonly path: string,
     readonly tempPath: string,
-    private readonly handle: FileHandle,
+    private readonly file: FileHandle | number,
+    private readonly mtime: Date | undefined,
   ) {}
 
   /** Creates the temp file (exclusively, so two downloads never share one). */
-  static async create(path: string, mode?: number): Promise<AtomicFile> {
+  static async create(path: string, options: { mode?: number; mtime?: Date; sync?: boolean } = {}): Promise<AtomicFile> {
+    const { mode, mtime, sync = false } = options;
     const name = basename(path);
     // Keep the temp name within NAME_MAX (255 bytes) when the destination's name is long.
     const stem = Buffer.byteLength(name) > 200 ? '' : `${name}.`;
     const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}${TEMP_FILE_SUFFIX}`);
     try {
+      if (sync) {
+        const fd = openSync(tempPath, 'wx', mode);
+        if (mode !== undefined) tryQuietly(() => fchmodSync(fd, mode)); // open() applies the umask
+        return new AtomicFile(path, tempPath, fd, mtime);
+      }
       const handle = await open(tempPath, 'wx', mode);
-      if (mode !== undefined) await handle.chmod(mode).catch(() => {}); // open() applies the umask
-      return new AtomicFile(path, tempPath, handle);
+      if (mode !== undefined) await handle.chmod(mode).catch(() => {});
+      return new AtomicFile(path, tempPath, handle, mtime);
     } catch (error) {
       throw fileError(path, error, downloadContext(path), 'cannot create a file here');
     }
@@ -87,13 +113,16 @@ export class AtomicFile implements DownloadSink {
 
   /** The end of the furthest byte written: the file's size (no fstat needed at commit). */
   private end = 0;
+  /** Whether a descriptor (sync) was closed: never close its number twice, it may be another file's by then. */
+  private closed = false;
 
   async write(chunks: Uint8Array[], position: number): Promise<void> {
     let length = 0;
     for (const chunk of chunks) length += chunk.length;
     this.end = Math.max(this.end, position + length);
+    const file = this.file;
     try {
-      let { bytesWritten } = await this.handle.writev(chunks, position);
+      let bytesWritten = typeof file === 'number' ? writevSync(file, chunks, position) : (await file.writev(chunks, position)).bytesWritten;
       // A short write (rare on regular files): write the rest chunk by chunk.
       for (const chunk of chunks) {
         if (bytesWritten >= chunk.length) {
@@ -102,8 +131,11 @@ export class AtomicFile implements DownloadSink {
           continue;
         }
         for (let offset = bytesWritten; offset < chunk.length; ) {
-          const written = await this.handle.write(chunk, offset, chunk.length - offset, position + offset);
-          offset += written.bytesWritten;
+          const at = position + offset;
+          offset +=
+            typeof file === 'number'
+              ? writeSync(file, chunk, offset, chunk.length - offset, at)
+              : (await file.write(chunk, offset, chunk.length - offset, at)).bytesWritten;
         }
         position += chunk.length;
         bytesWritten = 0;
@@ -113,19 +145,44 @@ export class AtomicFile implements DownloadSink {
     }
   }
 
-  /** Closes the temp file, checks its size, and renames it over the destination. */
+  /** Sets the modification time, closes the temp file, checks its size, and renames it over the destination. */
   async commit(expectedSize: number): Promise<void> {
     const size = this.end;
-    await this.handle.close();
+    const file = this.file;
+    if (typeof file === 'number') {
+      if (this.mtime) tryQuietly(() => futimesSync(file, new Date(), this.mtime!));
+      this.closed = true;
+      closeSync(file);
+    } else {
+      if (this.mtime) await file.utimes(new Date(), this.mtime).catch(() => {});
+      await file.close();
+    }
     if (size !== expectedSize) {
       throw new LocalFileError(`${this.path}: wrote ${size} bytes, expected ${expectedSize}`, 'SizeMismatch', { destination: this.path });
     }
-    await rename(this.tempPath, this.path);
+    if (typeof file === 'number') renameSync(this.tempPath, this.path);
+    else await rename(this.tempPath, this.path);
   }
 
   async discard(): Promise<void> {
-    await this.handle.close().catch(() => {});
+    const file = this.file;
+    if (typeof file === 'number') {
+      if (!this.closed) tryQuietly(() => closeSync(file));
+      this.closed = true;
+      tryQuietly(() => unlinkSync(this.tempPath));
+      return;
+    }
+    await file.close().catch(() => {});
     await unlink(this.tempPath).catch(() => {});
+  }
+}
+
+/** Runs a best-effort step (its failure changes nothing that matters). */
+function tryQuietly(step: () => void): void {
+  try {
+    step();
+  } catch {
+    // ignored
   }
 }
 

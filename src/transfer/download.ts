@@ -47,6 +47,7 @@ export async function runDownload(
   extraArgs: DownloadExtraArgs,
   known?: KnownObject,
   exactPath = false,
+  mtime?: Date,
 ): Promise<TransferResult> {
   const source = t.info.source;
   if (t.key === '' || t.key.endsWith('/')) {
@@ -68,7 +69,7 @@ export async function runDownload(
   const verification = verify ? await planDownloadVerification(t, request, head, size) : undefined;
   verification?.assertVerifiable();
 
-  const file = await openDownloadSink(target);
+  const file = await openDownloadSink(target, { size, mtime });
   const forget = t.onFailure(() => {
     verification?.release();
     return file.discard();
