@@ -27,52 +27,52 @@ type Message =
 type Reply = { id: number; digest?: Uint8Array; error?: string };
 
 /**
- * The worker's code. It runs as an eval'd CommonJS script, so it takes `require` as an argument and
- * uses nothing from this module's scope.
+ * The worker's code (the messages are {@link Message}, the replies {@link Reply}). It is plain
+ * JavaScript in a string, run as an eval'd CommonJS script, so that no bundler, minifier or
+ * coverage tool can rewrite it into something that needs this module's scope.
  */
-function hashWorker(require: NodeJS.Require): void {
-  const { parentPort } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  const { openSync, readSync, closeSync } = require('node:fs') as typeof import('node:fs');
-  const buffer = Buffer.allocUnsafe(1024 * 1024);
-  const units = new Map<string, { hash: import('node:crypto').Hash; error?: string }>();
-  parentPort!.on('message', (m: Message) => {
-    if (m.type === 'update') {
-      let unit = units.get(m.key);
-      if (!unit) {
-        unit = { hash: createHash(m.algorithm) };
-        units.set(m.key, unit);
-      }
-      if (unit.error !== undefined) return;
-      let fd: number | undefined;
-      try {
-        fd = openSync(m.path, 'r');
-        for (let position = m.start; position < m.end; ) {
-          const read = readSync(fd, buffer, 0, Math.min(buffer.length, m.end - position), position);
-          if (read === 0) throw new Error(`${m.path} ends at byte ${position}, before byte ${m.end}`);
-          unit.hash.update(read === buffer.length ? buffer : buffer.subarray(0, read));
-          position += read;
-        }
-      } catch (error) {
-        unit.error = error instanceof Error ? error.message : String(error);
-      } finally {
-        if (fd !== undefined) closeSync(fd);
-      }
-    } else if (m.type === 'digest') {
-      const unit = units.get(m.key);
-      units.delete(m.key);
-      const reply: Reply =
-        unit?.error !== undefined
-          ? { id: m.id, error: unit.error }
-          : { id: m.id, digest: (unit?.hash ?? createHash(m.algorithm)).digest() };
-      parentPort!.postMessage(reply);
-    } else {
-      for (const key of m.keys) units.delete(key);
+const WORKER_SOURCE = `
+'use strict';
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { openSync, readSync, closeSync } = require('node:fs');
+const buffer = Buffer.allocUnsafe(1024 * 1024);
+const units = new Map(); // key -> { hash, error }
+parentPort.on('message', (m) => {
+  if (m.type === 'update') {
+    let unit = units.get(m.key);
+    if (!unit) {
+      unit = { hash: createHash(m.algorithm), error: undefined };
+      units.set(m.key, unit);
     }
-  });
-}
-
-const WORKER_SOURCE = `(${hashWorker.toString()})(require);`;
+    if (unit.error !== undefined) return;
+    let fd;
+    try {
+      fd = openSync(m.path, 'r');
+      for (let position = m.start; position < m.end; ) {
+        const read = readSync(fd, buffer, 0, Math.min(buffer.length, m.end - position), position);
+        if (read === 0) throw new Error(m.path + ' ends at byte ' + position + ', before byte ' + m.end);
+        unit.hash.update(read === buffer.length ? buffer : buffer.subarray(0, read));
+        position += read;
+      }
+    } catch (error) {
+      unit.error = error instanceof Error ? error.message : String(error);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  } else if (m.type === 'digest') {
+    const unit = units.get(m.key);
+    units.delete(m.key);
+    parentPort.postMessage(
+      unit && unit.error !== undefined
+        ? { id: m.id, error: unit.error }
+        : { id: m.id, digest: (unit ? unit.hash : createHash(m.algorithm)).digest() },
+    );
+  } else {
+    for (const key of m.keys) units.delete(key);
+  }
+});
+`;
 
 /** A digest whose bytes a worker reads from a file: told which bytes are written, in order. */
 export interface FileDigest {
