@@ -78,6 +78,8 @@ export class TransferContext {
    * with that failure, not with the cancellations it caused.
    */
   async all<T>(count: number, task: (index: number, signal: AbortSignal) => Promise<T>): Promise<T[]> {
+    // One task (a small file's single request) has no siblings to cancel: no group signal needed.
+    if (count === 1) return [await this.request((signal) => task(0, signal))];
     const group = new AbortController();
     const signal = AbortSignal.any([this.signal, group.signal]);
     setMaxListeners(0, signal); // one listener per queued part
