@@ -8,7 +8,7 @@
 //          uploads every file of the directory `local` to the prefix of `key` (its first file's
 //          key), one command per file: s3xfer as one `s3xfer run FILE` process, the others as a
 //          bash loop of one process per file, as a user's script would run them.
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { aptInstall, childEnv, KiB, MiB, parseSize, runText, which } from './util.mjs';
@@ -68,9 +68,6 @@ const FACTORIES = {
     cpSync(join(root, 'bin'), join(snapshot, 'bin'), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(snapshot, 'node_modules'));
     const cli = join(snapshot, 'bin', 's3xfer.js');
-    // As a user runs it (`s3xfer …` executes the bin through its shebang): with the Node flags the
-    // shebang gives, on the Node that runs the bench.
-    const node = [process.execPath, ...shebangFlags(cli)];
     const env = { ...credentials(server), AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     const help = runText(process.execPath, [cli, 'cp', '--help'], { env: childEnv(env) }) ?? '';
     // Its defaults, as its help states them: they decide single-part or multipart.
@@ -108,7 +105,7 @@ const FACTORIES = {
         op.kind === 'batch'
           ? // One process for the whole batch: `cp FILE s3://…` lines in a command file.
             [
-              ...node,
+              process.execPath,
               cli,
               'run',
               writeCommandFile(join(workDir, `batch-${++batches}.txt`), op),
@@ -117,7 +114,7 @@ const FACTORIES = {
               '--no-progress',
             ]
           : [
-              ...node,
+              process.execPath,
               cli,
               'cp',
               ...(op.kind === 'tree' ? ['--recursive'] : []),
@@ -257,13 +254,6 @@ const batchFiles = (op) => readdirSync(op.local).sort();
 const shellWord = (text) => `'${String(text).replace(/'/g, "'\\''")}'`;
 
 /** Writes s3xfer's command file for a batch (one `cp FILE s3://bucket/prefix/FILE` a line); returns its path. */
-/** The Node flags in a script's `#!/usr/bin/env -S node --flag …` line. */
-function shebangFlags(script) {
-  const first = readFileSync(script, 'utf8').split('\n', 1)[0];
-  const m = /^#!\S*env\s+(?:-S\s+)?node\b(.*)$/.exec(first);
-  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
-}
-
 function writeCommandFile(path, op) {
   const lines = batchFiles(op).map(
     (name) => `cp ${shellWord(join(op.local, name))} ${shellWord(`s3://${op.bucket}/${prefixOf(op)}${name}`)}`,

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -189,6 +189,15 @@ const exists = (path: string) =>
 
 async function* emptyListing(): AsyncGenerator<never> {}
 
+/** A path's stat, or undefined when there is nothing there (or it cannot be looked at: the download says why). */
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
 /** The records a copy walks: files the filter keeps and skip records; no prefixes. */
 async function* walked<T extends LocalListingEntry | S3ListingEntry>(listing: AsyncIterable<T>, filter: PathFilter): AsyncGenerator<T> {
   for await (const entry of listing) {
@@ -370,7 +379,7 @@ class TreeJob {
     if (!(await this.makeDirectory(dirname(target.path), false, url))) return;
     // A directory in the file's place: the download would go inside it (as `cp s3://… DIR` does).
     // One synchronous stat: a quick system call, where a thread-pool round trip costs more per file.
-    if (statSync(target.path, { throwIfNoEntry: false })?.isDirectory()) {
+    if (statOrUndefined(target.path)?.isDirectory()) {
       return this.skip({
         path: url,
         code: 'FileAndPrefix',

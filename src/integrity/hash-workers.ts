@@ -9,6 +9,7 @@
  * part is pinned to one worker, so its bytes are hashed in the order they were written.
  */
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
@@ -76,7 +77,7 @@ parentPort.on('message', (m) => {
 
 /** A digest whose bytes a worker reads from a file: told which bytes are written, in order. */
 export interface FileDigest {
-  /** Bytes `start` to `end` (exclusive) of the file are written: hash them next. */
+  /** Bytes `start` to `end` (exclusive) of the file are written, right after the ones before: hash them next. */
   written(start: number, end: number): void;
   /** The digest of everything reported written. Call once. */
   digest(): Promise<Buffer>;
@@ -84,89 +85,141 @@ export interface FileDigest {
   drop(): void;
 }
 
-/** A pool of hashing worker threads. */
+/** One hashing thread and the digests it owes. */
+interface Thread {
+  worker: Worker;
+  pending: Map<number, { resolve: (digest: Buffer) => void; reject: (error: Error) => void }>;
+  stopped: boolean;
+}
+
+/** Why a thread's digest is not coming: the caller hashes the bytes itself instead. */
+class ThreadStopped extends Error {}
+
+/**
+ * A pool of hashing worker threads. When a thread cannot be started (thread limits, a permission
+ * model without workers) or stops, the digests it held are computed on the calling thread from
+ * the same file: hashing never fails a download that could be verified.
+ */
 export class HashWorkers {
-  private readonly workers: (Worker | undefined)[];
-  private readonly pending = new Map<number, { worker: number; resolve: (digest: Buffer) => void; reject: (error: Error) => void }>();
+  private readonly threads: (Thread | undefined)[];
   private nextId = 0;
   private nextKey = 0;
-  private nextWorker = 0;
+  private nextThread = 0;
 
   constructor(size = Math.max(1, Math.min(4, availableParallelism() - 1))) {
-    this.workers = new Array(size).fill(undefined);
+    this.threads = new Array(size).fill(undefined);
   }
 
   /** How many threads the pool may run. */
   get size(): number {
-    return this.workers.length;
+    return this.threads.length;
   }
 
-  /** A new digest of bytes of the file at `path`, on the next worker in turn. */
+  /** A new digest of bytes of the file at `path`, on the next thread in turn. */
   fileDigest(path: string, algorithm: FileHashAlgorithm): FileDigest {
-    const index = this.nextWorker++ % this.workers.length;
+    const index = this.nextThread++ % this.threads.length;
     const key = String(this.nextKey++);
-    let worker: Worker | undefined; // the thread holding this digest's state, from its first bytes on
-    let done = false;
+    // The thread holding this digest's state from its first bytes on; null: none could start.
+    let thread: Thread | null | undefined;
+    let from: number | undefined;
+    let to = 0;
+    let inOrder = true;
+    let state: 'open' | 'asked' | 'dropped' = 'open';
     return {
       written: (start, end) => {
-        if (done || end <= start) return;
-        worker ??= this.workerAt(index);
-        // A thread that stopped took the state with it: digest() says so.
-        if (this.workers[index] === worker) worker.postMessage({ type: 'update', key, algorithm, path, start, end } satisfies Message);
+        if (state !== 'open' || end <= start) return;
+        if (from === undefined) from = start;
+        else if (start !== to) inOrder = false;
+        to = end;
+        if (thread === undefined) thread = this.threadAt(index);
+        if (thread && !thread.stopped) thread.worker.postMessage({ type: 'update', key, algorithm, path, start, end } satisfies Message);
       },
-      digest: () => {
-        done = true;
-        if (!worker) return Promise.resolve(createHash(algorithm).digest()); // no bytes
-        if (this.workers[index] !== worker) return Promise.reject(new Error('a hashing thread stopped before the download ended'));
-        const owner = worker;
-        return new Promise<Buffer>((resolve, reject) => {
-          const id = this.nextId++;
-          this.pending.set(id, { worker: index, resolve, reject });
-          owner.ref(); // an awaited reply keeps the process alive
-          owner.postMessage({ type: 'digest', key, algorithm, id } satisfies Message);
-        });
+      digest: async () => {
+        if (state === 'dropped') throw new Error('the digest was dropped');
+        state = 'asked';
+        if (from === undefined) return createHash(algorithm).digest(); // no bytes
+        if (!inOrder) throw new Error(`bytes of ${path} were reported out of order`);
+        if (thread && !thread.stopped) {
+          try {
+            return await this.ask(thread, { type: 'digest', key, algorithm, id: this.nextId++ });
+          } catch (error) {
+            if (!(error instanceof ThreadStopped)) throw error;
+          }
+        }
+        return hashFileRange(path, algorithm, from, to);
       },
       drop: () => {
-        if (done) return;
-        done = true;
-        if (worker && this.workers[index] === worker) worker.postMessage({ type: 'drop', keys: [key] } satisfies Message);
+        if (state !== 'open') return;
+        state = 'dropped';
+        if (thread && !thread.stopped) thread.worker.postMessage({ type: 'drop', keys: [key] } satisfies Message);
       },
     };
   }
 
-  /** Stops every worker (tests; a CLI process just exits). */
+  /** Stops every thread (tests; a CLI process just exits). */
   async close(): Promise<void> {
-    const workers = this.workers.splice(0, this.workers.length, ...this.workers.map(() => undefined));
-    await Promise.all(workers.map((w) => w?.terminate()));
+    const threads = this.threads.splice(0, this.threads.length, ...this.threads.map(() => undefined));
+    await Promise.all(threads.map((t) => t?.worker.terminate()));
   }
 
-  private workerAt(index: number): Worker {
-    const existing = this.workers[index];
-    if (existing) return existing;
-    // No inherited Node flags: `--input-type=module` would make this CommonJS source ESM.
-    const worker = new Worker(WORKER_SOURCE, { eval: true, name: 's3xfer-hash', execArgv: [] });
+  private ask(thread: Thread, message: Extract<Message, { type: 'digest' }>): Promise<Buffer> {
+    return new Promise<Buffer>((resolve, reject) => {
+      thread.pending.set(message.id, { resolve, reject });
+      thread.worker.ref(); // an awaited reply keeps the process alive
+      thread.worker.postMessage(message);
+    });
+  }
+
+  /** The thread of slot `index`, started if need be; null when none can start. */
+  private threadAt(index: number): Thread | null {
+    const existing = this.threads[index];
+    if (existing && !existing.stopped) return existing;
+    let worker: Worker;
+    try {
+      // No inherited Node flags: `--input-type=module` would make this CommonJS source ESM.
+      worker = new Worker(WORKER_SOURCE, { eval: true, name: 's3xfer-hash', execArgv: [] });
+    } catch {
+      return null;
+    }
+    const thread: Thread = { worker, pending: new Map(), stopped: false };
     worker.on('message', (reply: Reply) => {
-      const waiting = this.pending.get(reply.id);
+      const waiting = thread.pending.get(reply.id);
       if (!waiting) return;
-      this.pending.delete(reply.id);
-      if (![...this.pending.values()].some((p) => p.worker === index)) worker.unref();
+      thread.pending.delete(reply.id);
+      if (thread.pending.size === 0) worker.unref();
       if (reply.error !== undefined) waiting.reject(new Error(`hashing the downloaded file failed: ${reply.error}`));
       else waiting.resolve(Buffer.from(reply.digest!));
     });
-    const fail = (error: Error) => {
-      if (this.workers[index] === worker) this.workers[index] = undefined;
-      for (const [id, waiting] of this.pending) {
-        if (waiting.worker !== index) continue;
-        this.pending.delete(id);
-        waiting.reject(new Error(`a hashing thread stopped: ${error.message}`));
-      }
+    const stop = (error: Error) => {
+      thread.stopped = true;
+      if (this.threads[index] === thread) this.threads[index] = undefined;
+      for (const waiting of thread.pending.values()) waiting.reject(new ThreadStopped(error.message));
+      thread.pending.clear();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    worker.on('error', stop);
+    worker.on('exit', (code) => stop(new Error(`exit code ${code}`)));
     worker.unref(); // an idle pool never holds the process (after the listeners: adding one refs the worker)
-    this.workers[index] = worker;
-    return worker;
+    this.threads[index] = thread;
+    return thread;
   }
+}
+
+/** The digest of bytes `start` to `end` (exclusive) of a file, on this thread. */
+async function hashFileRange(path: string, algorithm: FileHashAlgorithm, start: number, end: number): Promise<Buffer> {
+  const hash = createHash(algorithm);
+  const file = await open(path, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(Math.min(1024 * 1024, end - start));
+    for (let position = start; position < end; ) {
+      const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - position), position);
+      if (bytesRead === 0) throw new Error(`${path} ends at byte ${position}, before byte ${end}`);
+      hash.update(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+  } finally {
+    await file.close();
+  }
+  return hash.digest();
 }
 
 let shared: HashWorkers | undefined;

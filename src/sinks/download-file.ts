@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from 'node:fs';
-import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises';
+import { closeSync, fchmodSync, lstatSync, openSync, renameSync, unlinkSync, utimesSync, writeSync, writevSync } from 'node:fs';
+import { type FileHandle, lstat, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
@@ -61,7 +61,7 @@ export interface SinkOptions {
  */
 export async function openDownloadSink(path: string, options: SinkOptions = {}): Promise<DownloadSink> {
   const small = options.size !== undefined && options.size <= SMALL_FILE_BYTES;
-  const existing = small ? lstatSync(path, { throwIfNoEntry: false }) : await lstatOrUndefined(path);
+  const existing = small ? lstatSyncOrUndefined(path) : await lstatOrUndefined(path);
   if (existing && (existing.isCharacterDevice() || existing.isBlockDevice() || existing.isFIFO() || existing.isSocket())) {
     return DirectFile.open(path);
   }
@@ -75,7 +75,7 @@ export async function openDownloadSink(path: string, options: SinkOptions = {}):
  * place. `discard()` removes it; an existing destination file is untouched until commit, and
  * its permissions carry over to the new file.
  *
- * A small file (`sync`) is opened, written, timed, closed and renamed with synchronous calls on
+ * A small file (`sync`) is opened, written, closed, timed and renamed with synchronous calls on
  * the main thread: for a few KiB each call is one quick system call, where the thread pool's
  * round trip cost ~0.1 ms of CPU and a context switch each, the larger part of a small
  * download's local work (BENCHMARKS.md, "Many small files").
@@ -145,23 +145,28 @@ export class AtomicFile implements DownloadSink {
     }
   }
 
-  /** Sets the modification time, closes the temp file, checks its size, and renames it over the destination. */
+  /** Closes the temp file, checks its size, sets its modification time, and renames it over the destination. */
   async commit(expectedSize: number): Promise<void> {
     const size = this.end;
     const file = this.file;
     if (typeof file === 'number') {
-      if (this.mtime) tryQuietly(() => futimesSync(file, new Date(), this.mtime!));
       this.closed = true;
       closeSync(file);
     } else {
-      if (this.mtime) await file.utimes(new Date(), this.mtime).catch(() => {});
       await file.close();
     }
     if (size !== expectedSize) {
       throw new LocalFileError(`${this.path}: wrote ${size} bytes, expected ${expectedSize}`, 'SizeMismatch', { destination: this.path });
     }
-    if (typeof file === 'number') renameSync(this.tempPath, this.path);
-    else await rename(this.tempPath, this.path);
+    // The time is set after the close (some file systems, FUSE and SMB ones, set it again when
+    // they flush at close), and before the rename: the file appears with its time.
+    if (typeof file === 'number') {
+      if (this.mtime) tryQuietly(() => utimesSync(this.tempPath, new Date(), this.mtime!));
+      renameSync(this.tempPath, this.path);
+    } else {
+      if (this.mtime) await utimes(this.tempPath, new Date(), this.mtime).catch(() => {});
+      await rename(this.tempPath, this.path);
+    }
   }
 
   async discard(): Promise<void> {
@@ -235,6 +240,14 @@ export class DirectFile implements DownloadSink {
 
 function downloadContext(path: string): ErrorContext {
   return { operation: 'download', destination: path };
+}
+
+function lstatSyncOrUndefined(path: string) {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // creating the temp file then says what is wrong
+  }
 }
 
 async function lstatOrUndefined(path: string) {

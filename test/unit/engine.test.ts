@@ -132,8 +132,10 @@ describe('TransferManager', () => {
   beforeEach(() => s3.reset());
 
   /** A store that answers after a short delay and counts the requests in flight. */
-  function slowStore() {
+  /** A store that answers each request after 5 ms; `failFirstPut`: the first PutObject to arrive fails with it. */
+  function slowStore(options: { failFirstPut?: Error } = {}) {
     const seen = { inFlight: 0, peak: 0, order: [] as string[] };
+    let failNext = options.failFirstPut;
     const answer = async (name: string, output: object) => {
       // Like a real request, it ends early when the signal s3xfer passed to send() aborts.
       const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
@@ -154,7 +156,11 @@ describe('TransferManager', () => {
       seen.order.push(name);
       return output;
     };
-    s3.on(PutObjectCommand).callsFake((input: { Key: string }) => answer(input.Key, { ETag: '"e"' }));
+    s3.on(PutObjectCommand).callsFake((input: { Key: string }) => {
+      const failure = failNext;
+      failNext = undefined;
+      return failure ? Promise.reject(failure) : answer(input.Key, { ETag: '"e"' });
+    });
     s3.on(CreateMultipartUploadCommand).callsFake(() => answer('create', { UploadId: 'u' }));
     s3.on(UploadPartCommand).callsFake((input: { PartNumber: number }) =>
       answer(`part${input.PartNumber}`, { ETag: `"p${input.PartNumber}"` }),
@@ -206,9 +212,8 @@ describe('TransferManager', () => {
   });
 
   it('failure policy "stop": the first failure cancels the rest, which say why', async () => {
-    slowStore();
     // The first upload to reach the store fails, whichever file that is (the file system decides).
-    s3.on(PutObjectCommand).rejectsOnce(Object.assign(new Error(''), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+    slowStore({ failFirstPut: Object.assign(new Error(''), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }) });
     const manager = new TransferManager(client, { config: { concurrency: 1 }, failurePolicy: 'stop' });
     const results = await Promise.allSettled(small.slice(0, 6).map((file, i) => manager.upload(file, 'b', `s/${i}`)));
     // After the failure nothing new starts.

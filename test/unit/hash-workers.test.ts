@@ -64,13 +64,33 @@ describe('a file digest', () => {
     await expect(digest.digest()).rejects.toThrow(/ends at byte \d+, before byte \d+/);
   });
 
-  it('fails, never gives a digest of part of the bytes, when its thread stopped in between', async () => {
+  it('is computed from the file on the calling thread when its thread stopped in between', async () => {
     const pool = new HashWorkers(1);
     const digest = pool.fileDigest(path, 'md5');
     digest.written(0, MiB);
-    await pool.close();
+    await pool.close(); // the thread is gone, with the state of the first MiB
     digest.written(MiB, 2 * MiB);
-    await expect(digest.digest()).rejects.toThrow('a hashing thread stopped before the download ended');
+    expect((await digest.digest()).toString('hex')).toBe(hex('md5', bytes.subarray(0, 2 * MiB)));
+  });
+
+  it("of a new thread in a stopped one's place is not disturbed by the old one's end", async () => {
+    const pool = new HashWorkers(1);
+    const before = pool.fileDigest(path, 'sha256');
+    before.written(0, 10);
+    await pool.close();
+    const after = pool.fileDigest(path, 'sha256');
+    after.written(10, MiB);
+    const [a, b] = await Promise.all([after.digest(), before.digest()]);
+    expect(a.toString('hex')).toBe(hex('sha256', bytes.subarray(10, MiB)));
+    expect(b.toString('hex')).toBe(hex('sha256', bytes.subarray(0, 10)));
+    await pool.close();
+  });
+
+  it('cannot be asked for once dropped', async () => {
+    const digest = workers.fileDigest(path, 'md5');
+    digest.written(0, 100);
+    digest.drop();
+    await expect(digest.digest()).rejects.toThrow('the digest was dropped');
   });
 });
 
