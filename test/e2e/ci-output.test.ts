@@ -13,12 +13,12 @@ import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, isUploadPart, startFaultProxy } from '../helpers/fault-proxy.js';
-import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { MiB, randomFile } from '../helpers/files.js';
+import { cliEnv, s3Server } from '../helpers/s3.js';
 import { putObjects, writeTree } from '../helpers/trees.js';
 import { expectExitCode, expectFailure } from './expect-cli.js';
 import { jsonStream } from './ndjson.js';
-import { assertCliBuilt, CLI, type CliOptions, type CliResult, describeResult, runCli, startCli } from './run-cli.js';
+import { CLI, type CliOptions, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli, startCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -26,10 +26,7 @@ let work: string;
 let proxy: FaultProxy | undefined;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-ci');
-  work = await tempDir('s3xfer-e2e-ci-');
+  ({ client, bucket, work } = await openCliWorkspace('ci'));
   await randomFile(work, 'twelve.bin', 12 * MiB);
   await writeTree(join(work, 'tree'), { 'a.txt': 'a', 'sub/b.txt': 'bb' });
   execFileSync('mkfifo', [join(work, 'tree', 'fifo')]);
@@ -42,9 +39,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 const url = (key: string) => `s3://${bucket}/${key}`;

@@ -10,25 +10,20 @@ import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, openMultipartUploads } from '../helpers/s3.js';
 import { expectExitCode, expectNoNoise, resultLinePattern } from './expect-cli.js';
-import { assertCliBuilt, type CliOptions, describeResult, REPO_ROOT, runCli } from './run-cli.js';
+import { type CliOptions, closeCliWorkspace, describeResult, openCliWorkspace, REPO_ROOT, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
 let work: string;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-cli');
-  work = await tempDir('s3xfer-e2e-cli-');
+  ({ client, bucket, work } = await openCliWorkspace('cli'));
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 /** Runs the CLI in the work directory with the test server's settings. */

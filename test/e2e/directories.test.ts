@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
-import { MiB, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { MiB, rm } from '../helpers/files.js';
+import { cliEnv, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import {
   exists,
   hashes,
@@ -27,23 +27,18 @@ import {
   writeTree,
 } from '../helpers/trees.js';
 import { escapeRegExp, expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, type CliOptions, type CliResult, describeResult, runCli } from './run-cli.js';
+import { type CliOptions, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
 let work: string;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-dirs');
-  work = await tempDir('s3xfer-e2e-dirs-');
+  ({ client, bucket, work } = await openCliWorkspace('dirs'));
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 // --- helpers ---

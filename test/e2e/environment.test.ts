@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, s3Server } from '../helpers/s3.js';
 import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, describeResult, runCli } from './run-cli.js';
+import { closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -18,15 +18,11 @@ let work: string;
 let file: string;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-env');
-  work = await tempDir('s3xfer-e2e-env-');
+  ({ client, bucket, work } = await openCliWorkspace('env'));
   file = await randomFile(work, 'file.bin', 4096);
 });
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 describe('settings', () => {

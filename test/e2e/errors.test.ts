@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { leftoverTempFiles, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import { expectExitCode, expectFailure } from './expect-cli.js';
-import { assertCliBuilt, type CliOptions, describeResult, runCli } from './run-cli.js';
+import { type CliOptions, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 /** The uid/gid of `nobody`, for running the CLI without root's power to read any file. */
 const NOBODY = 65534;
@@ -28,21 +28,14 @@ const existingKey = 'existing/object.bin';
 const existingBody = randomBytes(3000);
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-err');
-  work = await tempDir('s3xfer-e2e-err-');
+  ({ client, bucket, work } = await openCliWorkspace('err'));
   smallFile = await randomFile(work, 'small.bin', 1000);
   await client.send(new PutObjectCommand({ Bucket: bucket, Key: existingKey, Body: existingBody }));
 });
 
 afterAll(async () => {
-  if (bucket) {
-    await client.send(new DeleteBucketPolicyCommand({ Bucket: bucket })).catch(() => {});
-    await removeTestBucket(client, bucket);
-  }
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  if (bucket) await client.send(new DeleteBucketPolicyCommand({ Bucket: bucket })).catch(() => {});
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 /** Runs the CLI in the work directory with the test server's settings (plus `env` overrides). */

@@ -28,10 +28,20 @@ import {
   startFaultProxy,
 } from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import { exists, writeTree } from '../helpers/trees.js';
 import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, CLI, type CliResult, describeResult, pollUntil, type RunningCli, runCli, startCli } from './run-cli.js';
+import {
+  CLI,
+  type CliResult,
+  closeCliWorkspace,
+  describeResult,
+  openCliWorkspace,
+  pollUntil,
+  type RunningCli,
+  runCli,
+  startCli,
+} from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -43,10 +53,7 @@ const running: RunningCli[] = [];
 let proxy: FaultProxy | undefined;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-exit');
-  work = await tempDir('s3xfer-e2e-exit-');
+  ({ client, bucket, work } = await openCliWorkspace('exit'));
   file = await randomFile(work, 'twelve.bin', 12 * MiB);
   await writeFile(join(work, 'small.txt'), 'small\n');
   await uploadFile(client, file, bucket, 'seed/twelve.bin');
@@ -62,9 +69,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 const s3xfer = (args: string[], env = cliEnv()): Promise<CliResult> => runCli(args, { env, cwd: work });

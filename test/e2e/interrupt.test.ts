@@ -15,9 +15,9 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, openMultipartUploads } from '../helpers/s3.js';
 import { expectExitCode, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, type CliResult, describeResult, pollUntil, type RunningCli, startCli } from './run-cli.js';
+import { type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, pollUntil, type RunningCli, startCli } from './run-cli.js';
 
 const SIZE = 256 * MiB;
 const SLOW = ['--concurrency', '1', '--part-size', '5MiB'];
@@ -30,10 +30,7 @@ let bigFile: string;
 const running: RunningCli[] = [];
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-int');
-  work = await tempDir('s3xfer-e2e-int-');
+  ({ client, bucket, work } = await openCliWorkspace('int'));
   bigFile = await randomFile(work, 'big.bin', SIZE);
 });
 
@@ -43,9 +40,7 @@ afterAll(async () => {
     if (cli.running()) cli.child.kill('SIGKILL');
     await cli.result.catch(() => {});
   }
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 /** Starts the CLI and remembers it for clean-up. */

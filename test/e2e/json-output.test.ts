@@ -12,28 +12,23 @@ import { readFile, rm as remove, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
+import { MiB, randomFile } from '../helpers/files.js';
+import { cliEnv } from '../helpers/s3.js';
 import { exists, keysUnder as keysIn, putObjects as putIn, writeTree } from '../helpers/trees.js';
 import { expectExitCode } from './expect-cli.js';
 import { type JsonRecord, jsonStderrError, jsonStream, ofType } from './ndjson.js';
-import { assertCliBuilt, type CliResult, describeResult, runCli } from './run-cli.js';
+import { type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
 let work: string;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-json');
-  work = await tempDir('s3xfer-e2e-json-');
+  ({ client, bucket, work } = await openCliWorkspace('json'));
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 /** Runs the CLI with --json in the work directory. */

@@ -10,11 +10,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
+import { MiB, randomFile, sha256File } from '../helpers/files.js';
 import { makeTestCertificates, startForwardProxy, startTlsTerminator, type TestCertificates, type TestServer } from '../helpers/network.js';
-import { cliEnv, createTestBucket, listKeys, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, listKeys, s3Server } from '../helpers/s3.js';
 import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, type CliResult, describeResult, runCli } from './run-cli.js';
+import { type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -24,10 +24,7 @@ let proxy: TestServer;
 let tls: TestServer;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-net');
-  work = await tempDir('s3xfer-e2e-net-');
+  ({ client, bucket, work } = await openCliWorkspace('net'));
   await writeFile(join(work, 'small.txt'), 'through the network\n');
   await randomFile(work, 'twelve.bin', 12 * MiB);
   certificates = makeTestCertificates(work);
@@ -38,9 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await proxy?.close();
   await tls?.close();
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 beforeEach(() => {

@@ -13,10 +13,10 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
+import { MiB, randomFile, sha256File } from '../helpers/files.js';
+import { cliEnv, listKeys, openMultipartUploads } from '../helpers/s3.js';
 import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, CLI, type CliResult, describeResult, pollUntil, runCli } from './run-cli.js';
+import { CLI, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, pollUntil, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -27,19 +27,14 @@ let bigSha256: string;
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-pipes');
-  work = await tempDir('s3xfer-e2e-pipes-');
+  ({ client, bucket, work } = await openCliWorkspace('pipes'));
   bigFile = await randomFile(work, 'big.bin', 100 * MiB);
   bigSha256 = await sha256File(bigFile);
 });
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 const url = (key: string) => `s3://${bucket}/${key}`;

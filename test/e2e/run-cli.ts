@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { rm, tempDir } from '../helpers/files.js';
+import { createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
 
 /** The repository root (test/e2e/../..). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -113,4 +116,27 @@ export async function pollUntil<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   return undefined;
+}
+
+/** What an end-to-end test file works with: a client of the test server, a bucket and a temp dir of its own. */
+export interface CliWorkspace {
+  client: S3Client;
+  bucket: string;
+  work: string;
+}
+
+/** Checks that the CLI is built, then makes the workspace of test file `name` (`s3xfer-e2e-<name>…`). */
+export async function openCliWorkspace(name: string): Promise<CliWorkspace> {
+  assertCliBuilt();
+  const client = testClient();
+  const bucket = await createTestBucket(client, `s3xfer-e2e-${name}`);
+  const work = await tempDir(`s3xfer-e2e-${name}-`);
+  return { client, bucket, work };
+}
+
+/** Removes what {@link openCliWorkspace} made, as far as it got. */
+export async function closeCliWorkspace({ client, bucket, work }: Partial<CliWorkspace>): Promise<void> {
+  if (client && bucket) await removeTestBucket(client, bucket);
+  if (work) await rm(work, { recursive: true, force: true });
+  client?.destroy();
 }

@@ -18,11 +18,10 @@ import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, isPutObject, startFaultProxy } from '../helpers/fault-proxy.js';
-import { rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, s3Server } from '../helpers/s3.js';
 import { keysUnder, putObjects, writeTree } from '../helpers/trees.js';
 import { escapeRegExp, expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { assertCliBuilt, CLI, type CliResult, describeResult, runCli } from './run-cli.js';
+import { CLI, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -30,10 +29,7 @@ let work: string;
 let proxy: FaultProxy | undefined;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-run');
-  work = await tempDir('s3xfer-e2e-run-');
+  ({ client, bucket, work } = await openCliWorkspace('run'));
   await writeFile(join(work, 'up-1.txt'), 'one\n');
   await writeFile(join(work, 'up-2.txt'), 'two\n');
   await writeFile(join(work, 'name with spaces.txt'), 'spaces\n');
@@ -45,9 +41,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 const url = (key: string) => `s3://${bucket}/${key}`;

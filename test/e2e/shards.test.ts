@@ -6,11 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
+import { cliEnv } from '../helpers/s3.js';
 import { keysUnder, writeTree } from '../helpers/trees.js';
 import { expectExitCode, expectFailure } from './expect-cli.js';
-import { assertCliBuilt, type CliResult, runCli } from './run-cli.js';
+import { type CliResult, closeCliWorkspace, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -18,18 +17,13 @@ let work: string;
 const tree: Record<string, Uint8Array> = {};
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-shards');
-  work = await tempDir('s3xfer-e2e-shards-');
+  ({ client, bucket, work } = await openCliWorkspace('shards'));
   // 90 files of very different sizes (1 B to ~300 KiB) in a few directories.
   for (let i = 0; i < 90; i++) tree[`d${i % 4}/f${String(i).padStart(2, '0')}.bin`] = randomBytes(1 + ((i * 7919) % 97) * 3000);
   await writeTree(join(work, 'tree'), tree);
 });
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
-  client?.destroy();
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 const s3xfer = (args: string[]): Promise<CliResult> => runCli(args, { env: cliEnv(), cwd: work });

@@ -7,10 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
+import { MiB, randomFile } from '../helpers/files.js';
+import { cliEnv } from '../helpers/s3.js';
 import { expectExitCode } from './expect-cli.js';
-import { assertCliBuilt, CLI, runCli } from './run-cli.js';
+import { CLI, closeCliWorkspace, openCliWorkspace, runCli } from './run-cli.js';
 
 const hasScript = (() => {
   try {
@@ -27,15 +27,11 @@ let work: string;
 let file: string;
 
 beforeAll(async () => {
-  assertCliBuilt();
-  client = testClient();
-  bucket = await createTestBucket(client, 's3xfer-e2e-tty');
-  work = await tempDir('s3xfer-e2e-tty-');
+  ({ client, bucket, work } = await openCliWorkspace('tty'));
   file = await randomFile(work, 'file.bin', 64 * MiB);
 });
 afterAll(async () => {
-  if (bucket) await removeTestBucket(client, bucket);
-  if (work) await rm(work, { recursive: true, force: true });
+  await closeCliWorkspace({ client, bucket, work });
 });
 
 /** Runs the CLI under `script`, with `before` (e.g. `stty cols 120`) run first in the pty. */

@@ -56,6 +56,13 @@ export async function openMultipartUploads(client: S3Client, bucket: string): Pr
   return Uploads ?? [];
 }
 
+/** Aborts every multipart upload open in `bucket` (one test's leftovers must not fail the next). */
+export async function abortOpenUploads(client: S3Client, bucket: string): Promise<void> {
+  for (const u of await openMultipartUploads(client, bucket)) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+  }
+}
+
 /** Keys in a bucket. */
 export async function listKeys(client: S3Client, bucket: string): Promise<string[]> {
   const { Contents } = await client.send(new ListObjectsV2Command({ Bucket: bucket }));

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AbortMultipartUploadCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import pLimit from 'p-limit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -21,7 +21,7 @@ import {
   startFaultProxy,
 } from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { abortOpenUploads, createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
 
 // The transfer engine against the real gateway: one TransferManager runs many transfers at once
 // through one request pool and one memory budget. The fault proxy sits between them as a scripted
@@ -57,9 +57,7 @@ afterEach(async () => {
   await proxy?.close();
   proxy = undefined;
   // Each test checks that the bucket has no open upload: one test's leftovers must not fail the next.
-  for (const u of await openMultipartUploads(direct, bucket)) {
-    await direct.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
-  }
+  await abortOpenUploads(direct, bucket);
 });
 afterAll(async () => {
   await removeTestBucket(direct, bucket);

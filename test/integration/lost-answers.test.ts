@@ -1,11 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import {
-  AbortMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { NetworkError, S3ServiceError, TransferAbortedError, uploadFile } from '../../src/index.js';
 import {
@@ -19,7 +13,7 @@ import {
   startFaultProxy,
 } from '../helpers/fault-proxy.js';
 import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { abortOpenUploads, createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
 
 // Lost answers: the store did the work, the client never heard (the proxy forwards the request,
 // reads the store's whole answer, then resets the client's connection). A lost
@@ -48,9 +42,7 @@ afterEach(async () => {
   await proxy?.close();
   proxy = undefined;
   // Each test checks that the bucket has no open upload: one test's leftovers must not fail the next.
-  for (const u of await openMultipartUploads(direct, bucket)) {
-    await direct.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
-  }
+  await abortOpenUploads(direct, bucket);
 });
 afterAll(async () => {
   await removeTestBucket(direct, bucket);
