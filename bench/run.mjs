@@ -3,7 +3,7 @@
 // its defaults, and as rclone-tuned with 10 streams and transfers) and a single-request curl, on
 // the local S3 server, in the same run: each transfer a fresh process, tools interleaved and
 // rotated, medians of the runs.
-// Plain Node ESM, no build step of its own: it runs a copy of the built CLI (dist/cli/bundle).
+// Plain Node ESM, no build step of its own: it runs a copy of the built CLI (dist/cli/s3xfer.cjs).
 //
 //   node bench/run.mjs [--cases big,medium,tiny,tree-small,tree-big] [--runs 3]
 //                      [--tools s3xfer,aws,rclone,rclone-tuned,curl] [--no-peers]

@@ -161,4 +161,7 @@ function stackOf(error: unknown): string {
   return parts.join('\ncaused by: ');
 }
 
-process.exitCode = await main(hideBin(process.argv), process.env, { stdout: process.stdout, stderr: process.stderr });
+// Not a top-level await: the CLI bundle is a CommonJS script (scripts/build-cli.mjs).
+void main(hideBin(process.argv), process.env, { stdout: process.stdout, stderr: process.stderr }).then((code) => {
+  process.exitCode = code;
+});

@@ -49,7 +49,7 @@ export interface RunningCli {
 
 /** Fails early, with the fix, when the CLI has not been built. */
 export function assertCliBuilt(): void {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'bundle', 's3xfer.js'))) {
+  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 's3xfer.cjs'))) {
     throw new Error(`${join(REPO_ROOT, 'dist')} has no build of the CLI: run \`npm run build\` before the e2e tests`);
   }
 }
