@@ -7,12 +7,12 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
-import { MiB, rm } from '../helpers/files.js';
+import { MiB, rm, tempDir } from '../helpers/files.js';
 import { cliEnv, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import {
   exists,
@@ -494,6 +494,34 @@ describe('a failure on one file', () => {
     const { 'broken/file.txt': _refused, ...arrived } = files;
     expect(await readTree(join(work, 'fail-down'))).toEqual(hashes(arrived));
     expect(await namesUnder(join(work, 'fail-down', 'broken'))).toEqual([]);
+  });
+
+  it('a destination subdirectory the user cannot enter (run as nobody): its files fail with "permission denied", the others arrive (exit 1)', async (context) => {
+    context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
+    const nobody = 65534;
+    // A destination nobody can write, in a directory nobody can traverse; inside it one directory
+    // of root's, mode 0700, which nobody can neither enter nor look into (stat fails with EACCES).
+    const dir = await tempDir('s3xfer-e2e-nobody-dirs-');
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await chmod(dir, 0o755);
+    const destination = join(dir, 'into');
+    await mkdir(join(destination, 'locked'), { recursive: true });
+    await chmod(destination, 0o777);
+    await chmod(join(destination, 'locked'), 0o700);
+    const files = { ...smallFiles(10), 'locked/a.txt': 'a', 'locked/b.txt': 'b' };
+    await putObjects(Object.fromEntries(Object.entries(files).map(([path, body]) => [`locked-down/${path}`, body])));
+
+    const result = await s3xfer(['cp', '--recursive', url('locked-down/'), destination], { uid: nobody, gid: nobody, cwd: dir });
+
+    expectExitCode(result, 1);
+    const errors = lines(result.stderr).filter((line) => line.includes('error'));
+    expect(errors, describeResult(result)).toHaveLength(2);
+    for (const line of errors) expect(line).toMatch(/^s3xfer: error: download .*locked\/[ab]\.txt.*permission denied/);
+    expect(summaryOf(result)).toMatch(/^10 files, .*; 2 failed$/);
+    const { 'locked/a.txt': _a, 'locked/b.txt': _b, ...arrived } = files;
+    await chmod(join(destination, 'locked'), 0o755);
+    expect(await readTree(destination)).toEqual(hashes(arrived));
+    expect(await namesUnder(join(destination, 'locked'))).toEqual([]);
   });
 });
 
