@@ -8,62 +8,148 @@
 //   CPU goes").
 // - A V8 code cache of the bundle. Compiling the CLI and the SDK is most of a small command's
 //   start-up, and Node 20 has no compile cache of its own (module.enableCompileCache is Node 22).
-//   The first run compiles as usual and, when it ends, saves V8's code for every function it ran
-//   in the user's cache directory (env-paths: ~/.cache/s3xfer on Linux); later runs start from
-//   it, ~90 ms sooner (BENCHMARKS.md, "Start-up"). The cache file is named by a hash of the
-//   bundle and the Node version, so a rebuilt or upgraded s3xfer never runs stale code; V8 itself
-//   refuses a cache made by another V8 or with other flags. NODE_DISABLE_COMPILE_CACHE=1 turns it
-//   off, as it does Node 22's. Any failure to read or write the cache only costs the time.
-import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+//   A run without a usable cache compiles as usual and, when it ends, saves V8's code for every
+//   function it ran in the user's cache directory (env-paths: ~/.cache/s3xfer on Linux); later
+//   runs start from it, ~0.1 s sooner (BENCHMARKS.md, "Start-up"). A run that compiled much more
+//   than the cache holds (the first `cp` after a `--version`) saves it again.
+//
+// What the cache must never do is run code it should not, or stop s3xfer from running:
+// - its name has a hash of the bundle, of the Node flags and the Node version, so another build or
+//   another Node never reads it (V8 checks only the source's length, its own version and flags);
+// - it is used only from a directory and file of the user's own that nobody else can write, is
+//   read without following a symlink, and carries a CRC-32 of V8's data, checked before V8 sees it
+//   (V8 does not check it, and damaged data can crash the process);
+// - it is written to a new file (never through a symlink), synced, then renamed into place;
+// - any failure (no home directory, a read-only one, a full disk) only costs the time.
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off, as it does Node 22's.
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { createRequire, Module } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+import { getHeapCodeStatistics, setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
-import envPaths from 'env-paths';
+import { crc32 } from 'node:zlib';
 
 setFlagsFromString('--heap-growing-percent=400');
 
+const MAGIC = Buffer.from('s3xfer-v8-cache-1\n');
+const HEADER = MAGIC.length + 4 + 8; // magic, CRC-32 of the data, compiledBytes() when it was saved
+
 const bundle = fileURLToPath(new URL('../dist/cli/s3xfer.cjs', import.meta.url));
 const bytes = readFileSync(bundle);
-const cache = codeCache(bytes);
-const source = bytes.toString('utf8');
-const script = new Script(Module.wrap(source), { filename: bundle, cachedData: cache?.read() });
-if (cache && script.cachedDataRejected !== false) process.once('exit', () => cache.write(script));
+const cache = await codeCache(bytes);
+const saved = cache?.read();
+const script = new Script(Module.wrap(bytes.toString('utf8')), { filename: bundle, cachedData: saved?.data });
+if (cache) {
+  process.once('exit', () => {
+    if (script.cachedDataRejected !== false || compiledBytes() > saved.compiled * 1.25) cache.write(script);
+  });
+}
 
 const cjsModule = { exports: {} };
 script.runInThisContext()(cjsModule.exports, createRequire(bundle), cjsModule, bundle, dirname(bundle));
 
-/** Where this bundle's code cache lives, or undefined when it is turned off. */
-function codeCache(bytes) {
+/** Bytes of compiled code in the heap: how much of the CLI this run compiled or read from the cache. */
+function compiledBytes() {
+  return getHeapCodeStatistics().bytecode_and_metadata_size;
+}
+
+/** This bundle's code cache, or undefined when it is turned off or has no safe place. */
+async function codeCache(bundleBytes) {
   if (process.env.NODE_DISABLE_COMPILE_CACHE) return undefined;
-  const dir = envPaths('s3xfer', { suffix: '' }).cache;
+  let dir;
+  try {
+    // Loaded here, not at the top: env-paths asks for the home directory as it loads, and a
+    // user without one (an arbitrary uid in a container) must still be able to run s3xfer.
+    const { default: envPaths } = await import('env-paths');
+    dir = envPaths('s3xfer', { suffix: '' }).cache;
+  } catch {
+    return undefined;
+  }
+  if (!isAbsolute(dir)) return undefined; // an empty HOME or a relative XDG_CACHE_HOME: not the working directory
+  const digest = (...parts) => createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 16);
+  const build = `cli-${createHash('sha256').update(bundleBytes).digest('hex').slice(0, 24)}-`;
   const tag = `-${process.version}-${process.arch}.v8cache`;
-  const name = `cli-${createHash('sha256').update(bytes).digest('hex').slice(0, 24)}${tag}`;
+  const name = `${build}${digest(process.execArgv.join(' '), process.env.NODE_OPTIONS ?? '')}${tag}`;
   const file = join(dir, name);
   return {
     read() {
+      if (!privateTo(dir, lstatSync)) return undefined;
+      let fd;
       try {
-        return readFileSync(file);
+        fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+        if (!privateTo(fd, fstatSync, 'file')) return undefined;
+        const content = readFileSync(fd);
+        if (content.length <= HEADER || !content.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+        const data = content.subarray(HEADER);
+        if (content.readUInt32LE(MAGIC.length) !== crc32(data)) return undefined;
+        return { data, compiled: content.readDoubleLE(MAGIC.length + 4) };
       } catch {
         return undefined;
+      } finally {
+        if (fd !== undefined) closeSync(fd);
       }
     },
-    /** Saves the code compiled so far (write then rename: readers never see half a file). */
+    /** Saves the code compiled so far: a new file, synced, renamed over the old one. */
     write(compiled) {
+      let temp;
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const temp = `${file}.${process.pid}.tmp`;
-        writeFileSync(temp, compiled.createCachedData(), { mode: 0o600 });
+        if (!privateTo(dir, lstatSync)) return;
+        const data = compiled.createCachedData();
+        const header = Buffer.alloc(HEADER);
+        MAGIC.copy(header);
+        header.writeUInt32LE(crc32(data), MAGIC.length);
+        header.writeDoubleLE(compiledBytes(), MAGIC.length + 4);
+        temp = `${file}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+        const fd = openSync(temp, 'wx', 0o600);
+        try {
+          writeSync(fd, header);
+          writeSync(fd, data);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
         renameSync(temp, file);
-        // Older builds' caches for this Node: never read again.
+        temp = undefined;
+        // Other builds' caches for this Node are never read again; temp files of runs that died.
         for (const other of readdirSync(dir)) {
-          if (other !== name && other.startsWith('cli-') && other.endsWith(tag)) rmSync(join(dir, other), { force: true });
+          const stale = other.startsWith('cli-') && other.endsWith(tag) && !other.startsWith(build);
+          const orphan = other.endsWith('.tmp') && Date.now() - lstatSync(join(dir, other)).mtimeMs > 3_600_000;
+          if (stale || orphan) rmSync(join(dir, other), { force: true });
         }
       } catch {
-        // A read-only or missing home directory: run without a cache.
+        if (temp) rmSync(temp, { force: true });
       }
     },
   };
+}
+
+/**
+ * True when `target` (a path or an open file) is a directory or regular file (`kind`) that
+ * belongs to this user and that nobody else may write; on systems without uids, when it exists.
+ */
+function privateTo(target, stat, kind = 'directory') {
+  try {
+    const info = stat(target);
+    if (!(kind === 'directory' ? info.isDirectory() : info.isFile())) return false;
+    if (typeof process.getuid !== 'function') return true;
+    return info.uid === process.getuid() && (info.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }

@@ -6,7 +6,7 @@
 // (dist/index.js) stays tsc's unbundled output.
 import { readFileSync, rmSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
-import { dirname } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -53,16 +53,17 @@ const lazyStringWidth = {
       if (args.pluginData === LAZY) return undefined;
       const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: LAZY });
       if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: LAZY };
+      // A relative name: the bundle must not depend on the directory it was built in.
+      return { path: relative(process.cwd(), real.path), namespace: LAZY };
     });
     b.onLoad({ filter: /.*/, namespace: LAZY }, (args) => ({
       contents: `let real;
 export default function stringWidth(text, options) {
-  real ??= require(${JSON.stringify(args.path)}).default;
+  real ??= require(${JSON.stringify(`./${basename(args.path)}`)}).default;
   return real(text, options);
 }`,
       loader: 'js',
-      resolveDir: dirname(args.path),
+      resolveDir: resolve(dirname(args.path)),
     }));
   },
 };
@@ -85,6 +86,8 @@ const result = await build({
   define: { __S3XFER_VERSION__: JSON.stringify(version), 'import.meta.url': '__s3xferImportMetaUrl' },
   banner: {
     js: [
+      // First, so that it stays the script's directive: the ES modules bundled here are strict code.
+      "'use strict';",
       "var __s3xferImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
       'var __s3xferImportRequired = (name) => { const m = require(name); return m && m.__esModule ? m : Object.assign({ default: m }, m); };',
     ].join('\n'),

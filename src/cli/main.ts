@@ -161,7 +161,14 @@ function stackOf(error: unknown): string {
   return parts.join('\ncaused by: ');
 }
 
-// Not a top-level await: the CLI bundle is a CommonJS script (scripts/build-cli.mjs).
+// Not a top-level await: the CLI bundle is a CommonJS script (scripts/build-cli.mjs). Should main()
+// never settle (the event loop empties first), the process must not exit 0 as if it had worked.
+let settled = false;
+process.exitCode = EXIT.failed;
+process.once('exit', (code) => {
+  if (!settled && code === EXIT.failed) process.stderr.write('s3xfer: error: internal error: the command stopped before it finished\n');
+});
 void main(hideBin(process.argv), process.env, { stdout: process.stdout, stderr: process.stderr }).then((code) => {
+  settled = true;
   process.exitCode = code;
 });

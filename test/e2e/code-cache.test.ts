@@ -4,7 +4,7 @@
  * command fail or run code of another build.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,12 +19,25 @@ afterAll(() => closeCliWorkspace(ws));
 
 const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const tag = `-${process.version}-${process.arch}.v8cache`;
-/** The file name the executable gives this build's cache. */
-const cacheName = () =>
+/** The start of the names the executable gives this build's caches (a hash of the Node flags follows). */
+const buildPrefix = () =>
   `cli-${createHash('sha256')
     .update(readFileSync(join(REPO_ROOT, 'dist', 'cli', 's3xfer.cjs')))
     .digest('hex')
-    .slice(0, 24)}${tag}`;
+    .slice(0, 24)}-`;
+/** The name of this build's cache for a run without Node flags. */
+const cacheName = () => `${buildPrefix()}${createHash('sha256').update('\0').digest('hex').slice(0, 16)}${tag}`;
+/** Uploads a small file through the CLI, which must work whatever the cache holds. */
+async function upload(env: NodeJS.ProcessEnv, key: string): Promise<void> {
+  const file = join(ws.work, `${key}.txt`);
+  writeFileSync(file, `bytes of ${key}\n`);
+  const result = await runCli(['cp', file, `s3://${ws.bucket}/${key}`, '--no-progress'], { env });
+  expect(result.code, describeResult(result)).toBe(0);
+  const head = await ws.client.send(new HeadObjectCommand({ Bucket: ws.bucket, Key: key }));
+  expect(head.ContentLength).toBe(statSync(file).size);
+}
+const asRoot = (context: { skip: (condition: boolean, note: string) => void }) =>
+  context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
 
 let n = 0;
 /** A cache home of its own (XDG_CACHE_HOME), so that the user's cache is left alone. */
@@ -58,22 +71,85 @@ describe('the code cache of the CLI', () => {
     expect([after.ino, after.mtimeMs]).toEqual([saved.ino, saved.mtimeMs]);
   });
 
-  it('that V8 refuses (damaged) is replaced, and the transfer runs as without one', async () => {
+  it('that is not a cache (garbage) is replaced, and the transfer runs as without one', async () => {
     const { home, dir } = freshCacheHome();
     mkdirSync(dir, { mode: 0o700 });
     const garbage = Buffer.alloc(64 * 1024, 0x5a);
-    writeFileSync(join(dir, cacheName()), garbage);
-    const file = join(ws.work, 'cached.txt');
-    writeFileSync(file, 'bytes through a CLI started from a damaged cache\n');
+    writeFileSync(join(dir, cacheName()), garbage, { mode: 0o600 });
 
-    const result = await runCli(['cp', file, `s3://${ws.bucket}/cached.txt`, '--no-progress'], { env: cliEnv({ XDG_CACHE_HOME: home }) });
+    await upload(cliEnv({ XDG_CACHE_HOME: home }), 'garbage-cache');
 
-    expect(result.code, describeResult(result)).toBe(0);
-    const head = await ws.client.send(new HeadObjectCommand({ Bucket: ws.bucket, Key: 'cached.txt' }));
-    expect(head.ContentLength).toBe(statSync(file).size);
     const rewritten = readFileSync(join(dir, cacheName()));
     expect(rewritten.equals(garbage)).toBe(false);
     expect(rewritten.length).toBeGreaterThan(100_000);
+  });
+
+  it('whose data was damaged after it was saved is never given to V8 (it would crash): it is replaced', async () => {
+    const { home, dir } = freshCacheHome();
+    await upload(cliEnv({ XDG_CACHE_HOME: home }), 'before-damage');
+    const good = readFileSync(join(dir, cacheName()));
+    const damaged = Buffer.from(good);
+    for (let i = good.length >> 1; i < (good.length >> 1) + 4096; i++) damaged[i] ^= 0xff; // the header stays intact
+    writeFileSync(join(dir, cacheName()), damaged);
+
+    await upload(cliEnv({ XDG_CACHE_HOME: home }), 'after-damage');
+    await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
+
+    expect(readFileSync(join(dir, cacheName())).equals(damaged)).toBe(false);
+  });
+
+  it('saved by a small command (--version) is saved again by the first transfer, which compiles far more, and then left alone', async () => {
+    const { home, dir } = freshCacheHome();
+    await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
+    const small = statSync(join(dir, cacheName()));
+
+    await upload(cliEnv({ XDG_CACHE_HOME: home }), 'grows-1');
+    const full = statSync(join(dir, cacheName()));
+    expect(full.ino).not.toBe(small.ino);
+    expect(full.size).toBeGreaterThan(small.size * 1.5);
+
+    await upload(cliEnv({ XDG_CACHE_HOME: home }), 'grows-2');
+    await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
+    expect(statSync(join(dir, cacheName())).ino).toBe(full.ino);
+  });
+
+  it('in a directory others may write is neither read nor written', async () => {
+    const { home, dir } = freshCacheHome();
+    mkdirSync(dir, { mode: 0o700 });
+    chmodSync(dir, 0o777);
+    await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('planted as a symlink is not followed: its target is left alone', async () => {
+    const { home, dir } = freshCacheHome();
+    mkdirSync(dir, { mode: 0o700 });
+    const target = join(ws.work, 'symlink-target');
+    writeFileSync(target, 'not a cache', { mode: 0o600 });
+    symlinkSync(target, join(dir, cacheName()));
+
+    await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
+
+    expect(readFileSync(target, 'utf8')).toBe('not a cache');
+    expect(lstatSync(join(dir, cacheName())).isFile()).toBe(true); // replaced by the new cache, by rename
+  });
+
+  it('needs no home directory: a user without one runs s3xfer, without a cache (as a uid with no passwd entry)', async (context) => {
+    asRoot(context);
+    const { HOME: _home, ...env } = cliEnv();
+    const result = await runCli(['--version'], { env, uid: 54_321, gid: 54_321 });
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stdout.trim()).toBe(version);
+  });
+
+  it('is never written into the working directory (an empty HOME, a relative XDG_CACHE_HOME)', async () => {
+    const cwd = join(ws.work, 'cwd-empty-home');
+    mkdirSync(cwd);
+    for (const env of [cliEnv({ HOME: '' }), cliEnv({ XDG_CACHE_HOME: 'relative-cache' })]) {
+      const result = await runCli(['--version'], { env, cwd });
+      expect(result.code, describeResult(result)).toBe(0);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
   });
 
   it("of an earlier build is removed when this build's is saved; another Node version's is kept", async () => {
@@ -87,6 +163,7 @@ describe('the code cache of the CLI', () => {
     await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
 
     expect(readdirSync(dir).sort()).toEqual([cacheName(), otherNode].sort());
+    expect(existsSync(join(dir, older))).toBe(false);
   });
 
   it('is not written with NODE_DISABLE_COMPILE_CACHE set', async () => {
