@@ -48,6 +48,7 @@ setFlagsFromString('--heap-growing-percent=400');
 
 const MAGIC = Buffer.from('s3xfer-v8-cache-1\n');
 const HEADER = MAGIC.length + 4 + 8; // magic, CRC-32 of the data, compiledBytes() when it was saved
+const KEPT_OTHER_BUILDS = 2;
 
 const bundle = fileURLToPath(new URL('../dist/cli/s3xfer.cjs', import.meta.url));
 const bytes = readFileSync(bundle);
@@ -126,12 +127,15 @@ async function codeCache(bundleBytes) {
         }
         renameSync(temp, file);
         temp = undefined;
-        // Other builds' caches for this Node are never read again; temp files of runs that died.
-        for (const other of readdirSync(dir)) {
-          const stale = other.startsWith('cli-') && other.endsWith(tag) && !other.startsWith(build);
-          const orphan = other.endsWith('.tmp') && Date.now() - lstatSync(join(dir, other)).mtimeMs > 3_600_000;
-          if (stale || orphan) rmSync(join(dir, other), { force: true });
-        }
+        // Other builds' caches for this Node: the two saved last stay (two installed versions run
+        // in turn must not replace each other's every time), older ones go; so do the temp files
+        // of runs that died.
+        const entries = readdirSync(dir).map((entry) => ({ entry, mtimeMs: lstatSync(join(dir, entry)).mtimeMs }));
+        const others = entries
+          .filter(({ entry }) => entry.startsWith('cli-') && entry.endsWith(tag) && !entry.startsWith(build))
+          .sort((a, b) => b.mtimeMs - a.mtimeMs);
+        const orphans = entries.filter(({ entry, mtimeMs }) => entry.endsWith('.tmp') && Date.now() - mtimeMs > 3_600_000);
+        for (const { entry } of [...others.slice(KEPT_OTHER_BUILDS), ...orphans]) rmSync(join(dir, entry), { force: true });
       } catch {
         if (temp) rmSync(temp, { force: true });
       }

@@ -4,7 +4,7 @@
  * command fail or run code of another build.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,18 +152,20 @@ describe('the code cache of the CLI', () => {
     expect(readdirSync(cwd)).toEqual([]);
   });
 
-  it("of an earlier build is removed when this build's is saved; another Node version's is kept", async () => {
+  it("of other builds: the two saved last are kept (two versions run in turn), older ones removed; another Node version's kept", async () => {
     const { home, dir } = freshCacheHome();
     mkdirSync(dir, { mode: 0o700 });
-    const older = `cli-${'0'.repeat(24)}${tag}`;
-    const otherNode = `cli-${'0'.repeat(24)}-v18.0.0-${process.arch}.v8cache`;
-    writeFileSync(join(dir, older), 'old');
-    writeFileSync(join(dir, otherNode), 'other');
+    const other = (digit: string) => `cli-${digit.repeat(24)}-${'0'.repeat(16)}${tag}`;
+    const otherNode = `cli-${'0'.repeat(24)}-${'0'.repeat(16)}-v18.0.0-${process.arch}.v8cache`;
+    const now = Date.now() / 1000;
+    for (const [index, name] of [other('1'), other('2'), other('3'), otherNode].entries()) {
+      writeFileSync(join(dir, name), 'old', { mode: 0o600 });
+      utimesSync(join(dir, name), now - 3600 * (index + 1), now - 3600 * (index + 1)); // 1 saved last, 3 first
+    }
 
     await s3xferVersion(cliEnv({ XDG_CACHE_HOME: home }));
 
-    expect(readdirSync(dir).sort()).toEqual([cacheName(), otherNode].sort());
-    expect(existsSync(join(dir, older))).toBe(false);
+    expect(readdirSync(dir).sort()).toEqual([cacheName(), other('1'), other('2'), otherNode].sort());
   });
 
   it('is not written with NODE_DISABLE_COMPILE_CACHE set', async () => {
