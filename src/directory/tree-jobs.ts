@@ -1,4 +1,3 @@
-import { type Stats, statSync } from 'node:fs';
 import { mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -6,6 +5,7 @@ import { SiblingFailed } from '../engine/transfer-context.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
+import { statSyncOrUndefined } from '../sinks/download-file.js';
 import { deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
 import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
@@ -189,15 +189,6 @@ const exists = (path: string) =>
 
 async function* emptyListing(): AsyncGenerator<never> {}
 
-/** A path's stat, or undefined when there is nothing there (or it cannot be looked at: the download says why). */
-function statOrUndefined(path: string): Stats | undefined {
-  try {
-    return statSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
 /** The records a copy walks: files the filter keeps and skip records; no prefixes. */
 async function* walked<T extends LocalListingEntry | S3ListingEntry>(listing: AsyncIterable<T>, filter: PathFilter): AsyncGenerator<T> {
   for await (const entry of listing) {
@@ -378,8 +369,7 @@ class TreeJob {
     if (this.options.dryRun) return this.plan({ action: 'download', source: url, destination: target.path });
     if (!(await this.makeDirectory(dirname(target.path), false, url))) return;
     // A directory in the file's place: the download would go inside it (as `cp s3://… DIR` does).
-    // One synchronous stat: a quick system call, where a thread-pool round trip costs more per file.
-    if (statOrUndefined(target.path)?.isDirectory()) {
+    if (statSyncOrUndefined(target.path)?.isDirectory()) {
       return this.skip({
         path: url,
         code: 'FileAndPrefix',

@@ -38,39 +38,41 @@ const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
 const buffer = Buffer.allocUnsafe(1024 * 1024);
-const units = new Map(); // key -> { hash, error }
+const units = new Map(); // key -> { hash, fd, error }: the file stays open from a unit's first bytes to its digest
+const forget = (key) => {
+  const unit = units.get(key);
+  units.delete(key);
+  if (unit && unit.fd !== undefined) closeSync(unit.fd);
+  return unit;
+};
 parentPort.on('message', (m) => {
   if (m.type === 'update') {
     let unit = units.get(m.key);
     if (!unit) {
-      unit = { hash: createHash(m.algorithm), error: undefined };
+      unit = { hash: createHash(m.algorithm), fd: undefined, error: undefined };
       units.set(m.key, unit);
     }
     if (unit.error !== undefined) return;
-    let fd;
     try {
-      fd = openSync(m.path, 'r');
+      if (unit.fd === undefined) unit.fd = openSync(m.path, 'r');
       for (let position = m.start; position < m.end; ) {
-        const read = readSync(fd, buffer, 0, Math.min(buffer.length, m.end - position), position);
+        const read = readSync(unit.fd, buffer, 0, Math.min(buffer.length, m.end - position), position);
         if (read === 0) throw new Error(m.path + ' ends at byte ' + position + ', before byte ' + m.end);
         unit.hash.update(read === buffer.length ? buffer : buffer.subarray(0, read));
         position += read;
       }
     } catch (error) {
       unit.error = error instanceof Error ? error.message : String(error);
-    } finally {
-      if (fd !== undefined) closeSync(fd);
     }
   } else if (m.type === 'digest') {
-    const unit = units.get(m.key);
-    units.delete(m.key);
+    const unit = forget(m.key);
     parentPort.postMessage(
       unit && unit.error !== undefined
         ? { id: m.id, error: unit.error }
         : { id: m.id, digest: (unit ? unit.hash : createHash(m.algorithm)).digest() },
     );
   } else {
-    for (const key of m.keys) units.delete(key);
+    for (const key of m.keys) forget(key);
   }
 });
 `;

@@ -1,5 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, lstatSync, openSync, renameSync, unlinkSync, utimesSync, writeSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { type FileHandle, lstat, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
@@ -61,7 +73,7 @@ export interface SinkOptions {
  */
 export async function openDownloadSink(path: string, options: SinkOptions = {}): Promise<DownloadSink> {
   const small = options.size !== undefined && options.size <= SMALL_FILE_BYTES;
-  const existing = small ? lstatSyncOrUndefined(path) : await lstatOrUndefined(path);
+  const existing = small ? statSyncOrUndefined(path, true) : await lstatOrUndefined(path);
   if (existing && (existing.isCharacterDevice() || existing.isBlockDevice() || existing.isFIFO() || existing.isSocket())) {
     return DirectFile.open(path);
   }
@@ -86,7 +98,7 @@ export class AtomicFile implements DownloadSink {
   private constructor(
     readonly path: string,
     readonly tempPath: string,
-    private readonly file: FileHandle | number,
+    private readonly io: TempFileCalls,
     private readonly mtime: Date | undefined,
   ) {}
 
@@ -98,14 +110,8 @@ export class AtomicFile implements DownloadSink {
     const stem = Buffer.byteLength(name) > 200 ? '' : `${name}.`;
     const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}${TEMP_FILE_SUFFIX}`);
     try {
-      if (sync) {
-        const fd = openSync(tempPath, 'wx', mode);
-        if (mode !== undefined) tryQuietly(() => fchmodSync(fd, mode)); // open() applies the umask
-        return new AtomicFile(path, tempPath, fd, mtime);
-      }
-      const handle = await open(tempPath, 'wx', mode);
-      if (mode !== undefined) await handle.chmod(mode).catch(() => {});
-      return new AtomicFile(path, tempPath, handle, mtime);
+      const io = sync ? syncCalls(tempPath, mode) : await threadPoolCalls(tempPath, mode);
+      return new AtomicFile(path, tempPath, io, mtime);
     } catch (error) {
       throw fileError(path, error, downloadContext(path), 'cannot create a file here');
     }
@@ -113,16 +119,13 @@ export class AtomicFile implements DownloadSink {
 
   /** The end of the furthest byte written: the file's size (no fstat needed at commit). */
   private end = 0;
-  /** Whether a descriptor (sync) was closed: never close its number twice, it may be another file's by then. */
-  private closed = false;
 
   async write(chunks: Uint8Array[], position: number): Promise<void> {
     let length = 0;
     for (const chunk of chunks) length += chunk.length;
     this.end = Math.max(this.end, position + length);
-    const file = this.file;
     try {
-      let bytesWritten = typeof file === 'number' ? writevSync(file, chunks, position) : (await file.writev(chunks, position)).bytesWritten;
+      let bytesWritten = await this.io.writev(chunks, position);
       // A short write (rare on regular files): write the rest chunk by chunk.
       for (const chunk of chunks) {
         if (bytesWritten >= chunk.length) {
@@ -131,11 +134,7 @@ export class AtomicFile implements DownloadSink {
           continue;
         }
         for (let offset = bytesWritten; offset < chunk.length; ) {
-          const at = position + offset;
-          offset +=
-            typeof file === 'number'
-              ? writeSync(file, chunk, offset, chunk.length - offset, at)
-              : (await file.write(chunk, offset, chunk.length - offset, at)).bytesWritten;
+          offset += await this.io.write(chunk, offset, chunk.length - offset, position + offset);
         }
         position += chunk.length;
         bytesWritten = 0;
@@ -147,48 +146,72 @@ export class AtomicFile implements DownloadSink {
 
   /** Closes the temp file, checks its size, sets its modification time, and renames it over the destination. */
   async commit(expectedSize: number): Promise<void> {
-    const size = this.end;
-    const file = this.file;
-    if (typeof file === 'number') {
-      this.closed = true;
-      closeSync(file);
-    } else {
-      await file.close();
-    }
-    if (size !== expectedSize) {
-      throw new LocalFileError(`${this.path}: wrote ${size} bytes, expected ${expectedSize}`, 'SizeMismatch', { destination: this.path });
+    await this.io.close();
+    if (this.end !== expectedSize) {
+      throw new LocalFileError(`${this.path}: wrote ${this.end} bytes, expected ${expectedSize}`, 'SizeMismatch', {
+        destination: this.path,
+      });
     }
     // The time is set after the close (some file systems, FUSE and SMB ones, set it again when
     // they flush at close), and before the rename: the file appears with its time.
-    if (typeof file === 'number') {
-      if (this.mtime) tryQuietly(() => utimesSync(this.tempPath, new Date(), this.mtime!));
-      renameSync(this.tempPath, this.path);
-    } else {
-      if (this.mtime) await utimes(this.tempPath, new Date(), this.mtime).catch(() => {});
-      await rename(this.tempPath, this.path);
-    }
+    if (this.mtime) await this.io.setTimes(this.mtime).catch(() => {});
+    await this.io.rename(this.path);
   }
 
   async discard(): Promise<void> {
-    const file = this.file;
-    if (typeof file === 'number') {
-      if (!this.closed) tryQuietly(() => closeSync(file));
-      this.closed = true;
-      tryQuietly(() => unlinkSync(this.tempPath));
-      return;
-    }
-    await file.close().catch(() => {});
-    await unlink(this.tempPath).catch(() => {});
+    await this.io.close().catch(() => {});
+    await this.io.unlink().catch(() => {});
   }
 }
 
-/** Runs a best-effort step (its failure changes nothing that matters). */
-function tryQuietly(step: () => void): void {
-  try {
-    step();
-  } catch {
-    // ignored
+/** The calls an {@link AtomicFile} makes on its temp file. `close` may be called more than once. */
+interface TempFileCalls {
+  writev(chunks: Uint8Array[], position: number): Promise<number>;
+  write(chunk: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+  setTimes(mtime: Date): Promise<void>;
+  rename(to: string): Promise<void>;
+  unlink(): Promise<void>;
+}
+
+/** Through the thread pool (fs/promises): a big file's writes never block the main thread. */
+async function threadPoolCalls(tempPath: string, mode: number | undefined): Promise<TempFileCalls> {
+  const handle = await open(tempPath, 'wx', mode);
+  if (mode !== undefined) await handle.chmod(mode).catch(() => {}); // open() applies the umask
+  return {
+    writev: async (chunks, position) => (await handle.writev(chunks, position)).bytesWritten,
+    write: async (chunk, offset, length, position) => (await handle.write(chunk, offset, length, position)).bytesWritten,
+    close: () => handle.close(),
+    setTimes: (mtime) => utimes(tempPath, new Date(), mtime),
+    rename: (to) => rename(tempPath, to),
+    unlink: () => unlink(tempPath),
+  };
+}
+
+/** Synchronous calls on the main thread: for a small file each is one quick system call. */
+function syncCalls(tempPath: string, mode: number | undefined): TempFileCalls {
+  const fd = openSync(tempPath, 'wx', mode);
+  if (mode !== undefined) {
+    try {
+      fchmodSync(fd, mode); // open() applies the umask
+    } catch {
+      // the umask's mode is kept
+    }
   }
+  // Never close the number twice: by then it may be another file's descriptor.
+  let isOpen = true;
+  return {
+    writev: async (chunks, position) => writevSync(fd, chunks, position),
+    write: async (chunk, offset, length, position) => writeSync(fd, chunk, offset, length, position),
+    close: async () => {
+      if (!isOpen) return;
+      isOpen = false; // before the call: a close that fails has still let go of the number
+      closeSync(fd);
+    },
+    setTimes: async (mtime) => utimesSync(tempPath, new Date(), mtime),
+    rename: async (to) => renameSync(tempPath, to),
+    unlink: async () => unlinkSync(tempPath),
+  };
 }
 
 /**
@@ -242,11 +265,16 @@ function downloadContext(path: string): ErrorContext {
   return { operation: 'download', destination: path };
 }
 
-function lstatSyncOrUndefined(path: string) {
+/**
+ * A path's stat (its lstat with `link`) in one synchronous call, where a thread-pool round trip
+ * costs more per small file; undefined when nothing is there or it cannot be looked at (the
+ * download that follows says what is wrong).
+ */
+export function statSyncOrUndefined(path: string, link = false): Stats | undefined {
   try {
-    return lstatSync(path, { throwIfNoEntry: false });
+    return (link ? lstatSync : statSync)(path, { throwIfNoEntry: false });
   } catch {
-    return undefined; // creating the temp file then says what is wrong
+    return undefined;
   }
 }
 
