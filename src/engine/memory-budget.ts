@@ -7,7 +7,8 @@
 export class MemoryBudget {
   private used = 0;
   private maxUsedSeen = 0;
-  private readonly waiters: Array<{ bytes: number; grant: () => void }> = [];
+  /** Takers and reservations waiting for room, first come first served. */
+  private readonly waiters: Waiter[] = [];
   /** Released buffers by size, kept for reuse; their bytes stay counted in `used`. */
   private readonly spare = new Map<number, Buffer[]>();
 
@@ -35,8 +36,13 @@ export class MemoryBudget {
     const reused = this.spare.get(size)?.pop();
     if (reused) return reused;
     if (!this.fits(size)) this.dropSpares();
-    if (!this.fits(size) || this.waiters.length > 0) await this.wait(size, signal);
-    else this.grant(size);
+    if (!this.fits(size) || this.waiters.length > 0) {
+      // A buffer handed over by give() (same size, bytes still counted) saves an allocation.
+      const handedOver = await this.wait(size, true, signal);
+      if (handedOver) return handedOver;
+    } else {
+      this.grant(size);
+    }
     return Buffer.allocUnsafeSlow(size);
   }
 
@@ -47,7 +53,7 @@ export class MemoryBudget {
    */
   async reserve(size: number, signal?: AbortSignal): Promise<() => void> {
     if (!this.fits(size)) this.dropSpares();
-    if (!this.fits(size) || this.waiters.length > 0) await this.wait(size, signal);
+    if (!this.fits(size) || this.waiters.length > 0) await this.wait(size, false, signal);
     else this.grant(size);
     let held = true;
     return () => {
@@ -59,9 +65,17 @@ export class MemoryBudget {
   /**
    * Returns a buffer for reuse. Pass `reusable: false` when the buffer may still be read (a
    * request that failed mid-body may still be writing it to a socket): its bytes are released
-   * but the buffer itself is left to the garbage collector.
+   * but the buffer itself is left to the garbage collector. A reusable buffer goes straight to
+   * the first waiting taker when that one wants its size: when the budget is what limits the
+   * parts in flight, each part reuses the buffer of the part before it instead of a new one.
    */
   give(buffer: Buffer, reusable = true): void {
+    const next = this.waiters[0];
+    if (reusable && next?.wantsBuffer && next.bytes === buffer.length) {
+      this.waiters.shift();
+      next.grant(buffer);
+      return;
+    }
     if (reusable && this.waiters.length === 0 && buffer.length >= MIN_REUSED_BYTES) {
       const list = this.spare.get(buffer.length) ?? [];
       list.push(buffer);
@@ -94,14 +108,16 @@ export class MemoryBudget {
     this.wake();
   }
 
-  private wait(size: number, signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** Resolves once `size` bytes are granted: with a handed-over buffer, or with none (allocate). */
+  private wait(size: number, wantsBuffer: boolean, signal?: AbortSignal): Promise<Buffer | undefined> {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
       signal?.throwIfAborted();
-      const waiter = {
+      const waiter: Waiter = {
         bytes: size,
-        grant: () => {
+        wantsBuffer,
+        grant: (buffer) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve();
+          resolve(buffer);
         },
       };
       const onAbort = () => {
@@ -135,6 +151,14 @@ export class MemoryBudget {
     for (const [size, list] of this.spare) this.used -= size * list.length;
     this.spare.clear();
   }
+}
+
+interface Waiter {
+  bytes: number;
+  /** A taker (a buffer handed over is welcome), not a reservation (bytes only). */
+  wantsBuffer: boolean;
+  /** Called once the bytes are counted for it; with a buffer when one was handed over. */
+  grant: (buffer?: Buffer) => void;
 }
 
 /** Buffers smaller than this are not worth keeping for reuse (small files' single PUTs). */

@@ -94,6 +94,28 @@ describe('MemoryBudget', () => {
     expect(budget.maxInUse).toBe(6);
   });
 
+  it('hands a given-back buffer straight to a waiting taker of its size (no new allocation)', async () => {
+    const budget = new MemoryBudget(10);
+    const a = await budget.take(6);
+    const waiting = budget.take(6);
+    budget.give(a);
+    expect(await waiting).toBe(a);
+    expect(budget.inUse).toBe(6);
+  });
+
+  it('hands no buffer to a reservation or to a taker of another size', async () => {
+    const budget = new MemoryBudget(10);
+    const a = await budget.take(6);
+    const reservation = budget.reserve(6);
+    budget.give(a);
+    const release = await reservation;
+    expect(budget.inUse).toBe(6);
+    const b = budget.take(8);
+    release();
+    expect(await b).not.toBe(a);
+    expect(budget.inUse).toBe(8);
+  });
+
   it('keeps spare buffers of 1 MiB or more for reuse', async () => {
     const budget = new MemoryBudget(8 * MiB);
     const a = await budget.take(MiB);
