@@ -93,6 +93,10 @@ const result = await build({
     ].join('\n'),
   },
   legalComments: 'none',
+  // Whitespace and comments only (names stay, so stack traces still read): a third less source
+  // for V8 to hash and keep at every start, and one-byte strings (two comments with arrows made
+  // the whole 2 MB source a two-byte string): 6 MiB less peak memory for every command.
+  minifyWhitespace: true,
   logLevel: 'warning',
   metafile: true,
   plugins: [dynamicImportsToRequire, lazyStringWidth],
