@@ -35,7 +35,9 @@ export const DEFAULT_VERIFY_MODE: VerifyMode = 'auto';
 export interface TransferConfig {
   /**
    * Files (uploads) and objects (downloads) of at least this many bytes move in parts.
-   * Default 8 MiB, like the aws CLI. At most 256 MiB: a single PUT holds the file in memory.
+   * Default 16 MiB (the aws CLI's is 8 MiB): a file of 8–16 MiB is one request, not four or
+   * five, which is what a tree of many such files spends its time on (BENCHMARKS.md, "Many
+   * large files"). At most 256 MiB: a single PUT holds the file in memory.
    */
   multipartThreshold: number;
   /**
@@ -81,7 +83,7 @@ export interface TransferConfig {
 
 /** The defaults of {@link TransferConfig}. */
 export const DEFAULT_TRANSFER_CONFIG: Readonly<TransferConfig> = Object.freeze({
-  multipartThreshold: 8 * MiB,
+  multipartThreshold: 16 * MiB,
   partSize: 8 * MiB,
   concurrency: 10,
   memoryBudget: 256 * MiB,

@@ -18,7 +18,7 @@ export interface DownloadOptions extends DownloadTransferOptions {
 /**
  * Uploads a local file to `s3://bucket/key` — the port of boto3's
  * `s3.upload_file(filename, bucket, key)`, run on a one-transfer {@link TransferManager}. Below
- * `multipartThreshold` one PutObject with Content-MD5; at or above it a multipart upload with
+ * `multipartThreshold` one PutObject signed with its SHA-256; at or above it a multipart upload with
  * `concurrency` parts in flight, each read from its file offset and signed with its SHA-256. A
  * failed or aborted multipart upload is always aborted on the server: no orphaned parts.
  * @throws {S3xferError} a typed error: UsageError, LocalFileError, S3ServiceError, NetworkError,

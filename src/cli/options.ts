@@ -15,7 +15,7 @@ const GLOBAL_OPTIONS = {
   'path-style': { type: 'boolean', describe: 'Address buckets as endpoint/bucket/key (default: on with --endpoint-url)' },
   'flexible-checksums': { type: 'boolean', describe: 'Send CRC32 checksum trailers (default: on for AWS, off with --endpoint-url)' },
   'part-size': { type: 'string', describe: 'Bytes per part, 5MiB–5GiB [default 8MiB]' },
-  'multipart-threshold': { type: 'string', describe: 'Move files of at least this size in parts [default 8MiB]' },
+  'multipart-threshold': { type: 'string', describe: 'Move files of at least this size in parts [default 16MiB]' },
   concurrency: { type: 'number', describe: 'Requests in flight at once, across all files and parts [default 10]' },
   'max-attempts': {
     type: 'number',

@@ -15,6 +15,7 @@ import {
   UploadPartCommand,
   type UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
+import type { Command as SdkCommand } from '@smithy/core/client';
 import mime from 'mime';
 import { type PartPlan, planParts } from '../engine/part-plan.js';
 import type { Command, TransferContext } from '../engine/transfer-context.js';
@@ -82,7 +83,7 @@ export interface UploadedPart {
 
 /**
  * One upload as tasks on its manager's pool: a file below the multipart threshold (or that fits
- * in one part) is one PutObject with Content-MD5; a bigger one is CreateMultipartUpload, then
+ * in one part) is one PutObject signed with its SHA-256; a bigger one is CreateMultipartUpload, then
  * UploadPart bodies read at file offsets into reused buffers, then CompleteMultipartUpload. A
  * failed or cancelled multipart upload is aborted on the server by the clean-up it registers.
  */
@@ -118,9 +119,10 @@ async function putWhole(t: TransferContext, source: SourceFile, params: PutObjec
     try {
       const body = await readInto(source, buffer, 0, source.size);
       await assertSourceUnchanged(source);
-      // A Buffer body (not a stream) lets the SDK resend it on retries; Content-MD5 makes S3 verify it.
-      const contentMD5 = createHash('md5').update(body).digest('base64');
-      const command = new PutObjectCommand({ ...params, Body: body, ContentLength: source.size, ContentMD5: contentMD5 });
+      // A Buffer body (not a stream) lets the SDK resend it on retries; the signed payload hash
+      // makes the server verify it, as for the parts of a multipart upload.
+      const command = new PutObjectCommand({ ...params, Body: body, ContentLength: source.size });
+      signPayloadAs(command, createHash('sha256').update(body).digest('hex'));
       const output: PutObjectCommandOutput = await t.client.send(command, { abortSignal: signal });
       sent = true;
       return output;
@@ -484,7 +486,10 @@ function normalizeEtag(etag: string | undefined): string {
  * Makes the SDK sign `command` with a payload hash computed by the caller, instead of hashing the
  * body again itself (the signer takes an `x-amz-content-sha256` header that is already set).
  */
-function signPayloadAs(command: UploadPartCommand, sha256: string): void {
+function signPayloadAs<I extends object, O extends object>(
+  command: Pick<SdkCommand<I, O, unknown>, 'middlewareStack'>,
+  sha256: string,
+): void {
   command.middlewareStack.add(
     (next) => (args) => {
       (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;

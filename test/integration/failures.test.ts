@@ -60,6 +60,36 @@ describe('after a failed or cancelled transfer nothing is left behind', () => {
     expect(await listKeys(client, bucket)).not.toContain('refused.bin');
   });
 
+  it.each([
+    ['a single PUT', 3 * MiB, {}],
+    ['a part', 12 * MiB, { partSize: 5 * MiB, multipartThreshold: 5 * MiB }],
+  ])(
+    'bytes that differ from the SHA-256 %s is signed with are refused by the server, and nothing is stored',
+    async (what, size, config) => {
+      // One byte of every body is changed after signing, on its way to the socket, as a bad
+      // network card or proxy might: the server must refuse it (XAmzContentSHA256Mismatch).
+      const source = await randomFile(dir, `tampered-${size}.bin`, size);
+      const tampering = testClient({ maxAttempts: 1 });
+      tampering.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { body?: unknown };
+          if (Buffer.isBuffer(request.body) && request.body.length > 0) {
+            const body = Buffer.from(request.body); // a copy: the caller's buffer stays as it was
+            body[body.length >> 1]! ^= 0xff;
+            request.body = body;
+          }
+          return next(args);
+        },
+        { step: 'deserialize', name: 'tamperAfterSigning' },
+      );
+      const failure = await uploadFile(tampering, source, bucket, `tampered-${size}.bin`, { config }).catch((e: unknown) => e);
+      expect(failure, what).toBeInstanceOf(S3ServiceError);
+      expect((failure as S3ServiceError).code).toBe('XAmzContentSHA256Mismatch');
+      expect(await openMultipartUploads(client, bucket)).toEqual([]);
+      expect(await listKeys(client, bucket)).not.toContain(`tampered-${size}.bin`);
+    },
+  );
+
   it('a download aborted midway removes its temp file and leaves the existing destination as it was', async () => {
     await uploadFile(client, big, bucket, 'to-download.bin');
     const target = join(dir, 'existing.bin');

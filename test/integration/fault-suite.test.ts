@@ -10,6 +10,7 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CredentialsError,
+  DEFAULT_TRANSFER_CONFIG,
   IntegrityError,
   LocalFileError,
   NetworkError,
@@ -103,7 +104,8 @@ interface Outcome {
 
 /**
  * The sizes of the suite, mostly small: empty files, bytes, KiB, a few MiB, files around the
- * 8 MiB multipart threshold, and a few multipart ones up to 64 MiB (~230 MiB in all).
+ * 8 MiB part size and the 16 MiB multipart threshold, and a few multipart ones up to 64 MiB
+ * (~300 MiB in all).
  */
 function plannedSizes(rng: ReturnType<typeof xoroshiro128plus>): number[] {
   const between = (from: number, to: number) => uniformInt(rng, from, to);
@@ -111,8 +113,10 @@ function plannedSizes(rng: ReturnType<typeof xoroshiro128plus>): number[] {
   for (let i = 0; i < 20; i++) sizes.push(between(2, 1023));
   for (let i = 0; i < 50; i++) sizes.push(between(1024, 256 * 1024));
   for (let i = 0; i < 25; i++) sizes.push(between(256 * 1024, 2 * MiB));
-  sizes.push(8 * MiB - 1, 8 * MiB - between(2, 64 * 1024), 8 * MiB, 8 * MiB + 1, 8 * MiB + between(2, 64 * 1024));
-  sizes.push(between(9 * MiB, 20 * MiB), between(16 * MiB, 24 * MiB), between(24 * MiB, 40 * MiB), 64 * MiB);
+  sizes.push(8 * MiB - 1, 8 * MiB, 8 * MiB + 1, between(9 * MiB, 16 * MiB));
+  const threshold = DEFAULT_TRANSFER_CONFIG.multipartThreshold;
+  sizes.push(threshold - 1, threshold - between(2, 64 * 1024), threshold, threshold + 1, threshold + between(2, 64 * 1024));
+  sizes.push(between(16 * MiB, 24 * MiB), between(24 * MiB, 40 * MiB), 64 * MiB);
   return sizes;
 }
 

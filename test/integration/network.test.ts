@@ -50,9 +50,9 @@ function client(options: S3ClientOptions): S3Client {
   });
 }
 
-/** Uploads and downloads `source` under `key` and checks the bytes. */
+/** Uploads and downloads `source` under `key` and checks the bytes (from 8 MiB on in 8 MiB parts). */
 async function roundTrip(s3: S3Client, source: string, key: string): Promise<void> {
-  await uploadFile(s3, source, bucket, key, { config: { partSize: 8 * MiB } });
+  await uploadFile(s3, source, bucket, key, { config: { partSize: 8 * MiB, multipartThreshold: 8 * MiB } });
   const target = join(dir, `${key.replace(/\//g, '_')}.down`);
   await downloadFile(s3, bucket, key, target);
   expect(await sha256File(target)).toBe(await sha256File(source));

@@ -34,9 +34,9 @@ describe('formatBytes', () => {
 });
 
 describe('resolveTransferConfig', () => {
-  it('defaults to the aws CLI settings: 8 MiB threshold and parts, 10 at once', () => {
+  it('defaults to 8 MiB parts and 10 at once, as the aws CLI, and a 16 MiB multipart threshold', () => {
     expect(resolveTransferConfig()).toEqual({
-      multipartThreshold: 8 * MiB,
+      multipartThreshold: 16 * MiB,
       partSize: 8 * MiB,
       concurrency: 10,
       memoryBudget: 256 * MiB,

@@ -8,23 +8,24 @@ const GiB = 1024 * MiB;
 describe('planParts: the one single-or-multipart rule for uploads and downloads', () => {
   const config = DEFAULT_TRANSFER_CONFIG;
 
-  it('moves an object below the threshold whole', () => {
+  it('moves an object below the threshold (16 MiB) whole, even one bigger than a part (8 MiB)', () => {
     for (const direction of ['upload', 'download'] as const) {
-      expect(planParts(8 * MiB - 1, config, direction)).toMatchObject({ multipart: false, ranges: [{ start: 0, end: 8 * MiB - 2 }] });
+      expect(planParts(16 * MiB - 1, config, direction)).toMatchObject({ multipart: false, ranges: [{ start: 0, end: 16 * MiB - 2 }] });
+      expect(planParts(8 * MiB + 1, config, direction).multipart).toBe(false);
     }
   });
 
   it('moves an object that fits in one part whole even at the threshold', () => {
-    expect(planParts(8 * MiB, config, 'upload').multipart).toBe(false);
+    expect(planParts(8 * MiB, { multipartThreshold: 8 * MiB, partSize: 8 * MiB }, 'upload').multipart).toBe(false);
     expect(planParts(8 * MiB, { multipartThreshold: 5 * MiB, partSize: 16 * MiB }, 'download').multipart).toBe(false);
   });
 
   it('splits an object at or above the threshold that needs more than one part', () => {
-    const plan = planParts(8 * MiB + 1, config, 'download');
+    const plan = planParts(16 * MiB, config, 'download');
     expect(plan).toMatchObject({ multipart: true, partSize: 8 * MiB });
     expect(plan.ranges).toEqual([
       { start: 0, end: 8 * MiB - 1 },
-      { start: 8 * MiB, end: 8 * MiB },
+      { start: 8 * MiB, end: 16 * MiB - 1 },
     ]);
   });
 

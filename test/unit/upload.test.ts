@@ -15,6 +15,23 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, UsageError, uploadFile } from '../../src/index.js';
 import { MiB, randomFile, tempDir } from '../helpers/files.js';
 
+/**
+ * The payload hash s3xfer gives the signer for `command` (x-amz-content-sha256): the command's own
+ * middleware is run on a bare request, as the SDK runs it before signing.
+ */
+async function signedPayloadHash(command: PutObjectCommand | UploadPartCommand): Promise<string | undefined> {
+  let headers: Record<string, string> = {};
+  const stack = command.middlewareStack as PutObjectCommand['middlewareStack'];
+  const handler = stack.resolve(async (args) => {
+    headers = (args.request as { headers: Record<string, string> }).headers;
+    return { output: { $metadata: {} }, response: {} };
+  }, {} as never);
+  await handler({ input: command.input as PutObjectCommand['input'], request: { headers: {} } });
+  return headers['x-amz-content-sha256'];
+}
+
+const sha256Hex = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
 const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const s3 = mockClient(client);
 let dir: string;
@@ -37,7 +54,7 @@ function mockMultipartSuccess() {
 }
 
 describe('uploadFile below the multipart threshold', () => {
-  it('sends one PutObject with the bytes, their length and Content-MD5, and a guessed Content-Type', async () => {
+  it('sends one PutObject with the bytes, their length, their signed SHA-256 and a guessed Content-Type', async () => {
     s3.on(PutObjectCommand).resolves({ ETag: '"abc"' });
     const result = await uploadFile(client, small, 'bkt', 'k/notes.txt', { extraArgs: { CacheControl: 'no-cache', Metadata: { a: '1' } } });
 
@@ -46,11 +63,12 @@ describe('uploadFile below the multipart threshold', () => {
     const input = calls[0]!.args[0].input;
     const bytes = await readFile(small);
     expect(Buffer.compare(input.Body as Buffer, bytes)).toBe(0);
+    // The server checks the body against the hash the request is signed with.
+    expect(await signedPayloadHash(calls[0]!.args[0] as PutObjectCommand)).toBe(sha256Hex(bytes));
     expect(input).toMatchObject({
       Bucket: 'bkt',
       Key: 'k/notes.txt',
       ContentLength: 1000,
-      ContentMD5: createHash('md5').update(bytes).digest('base64'),
       ContentType: 'text/plain',
       CacheControl: 'no-cache',
       Metadata: { a: '1' },
@@ -90,13 +108,16 @@ describe('uploadFile below the multipart threshold', () => {
 });
 
 describe('uploadFile at or above the multipart threshold', () => {
-  it('uploads 8 MiB parts through lib-storage and takes the ETag from HeadObject when Complete has none', async () => {
+  it('uploads 8 MiB parts, each signed with its SHA-256, and takes the ETag from HeadObject when Complete has none', async () => {
     mockMultipartSuccess();
     const progress: number[] = [];
     const result = await uploadFile(client, large, 'bkt', 'big.bin', { onProgress: (p) => progress.push(p.bytesDone) });
 
-    const parts = s3.commandCalls(UploadPartCommand).map((c) => c.args[0].input);
+    const commands = s3.commandCalls(UploadPartCommand).map((c) => c.args[0] as UploadPartCommand);
+    const parts = commands.map((c) => c.input);
     expect(parts.map((p) => p.PartNumber).sort()).toEqual([1, 2, 3]);
+    // Each part is signed with its own SHA-256: the server checks every part's bytes.
+    for (const command of commands) expect(await signedPayloadHash(command)).toBe(sha256Hex(command.input.Body as Buffer));
     expect(parts.map((p) => (p.Body as Buffer).length).sort((a, b) => a - b)).toEqual([4 * MiB + 5, 8 * MiB, 8 * MiB]);
     expect(parts.every((p) => p.UploadId === 'up-1')).toBe(true);
     const complete = s3.commandCalls(CompleteMultipartUploadCommand)[0]!.args[0].input;
@@ -219,16 +240,12 @@ describe('uploadFile guards against what can go wrong mid-upload', () => {
     expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
   });
 
-  it('sends a file of exactly one part as one PutObject with Content-MD5', async () => {
+  it('sends a file of exactly one part as one PutObject, signed with its SHA-256, even at the threshold', async () => {
     const onePart = await randomFile(dir, 'one-part.bin', 8 * MiB);
     s3.on(PutObjectCommand).resolves({ ETag: '"x"' });
-    const result = await uploadFile(client, onePart, 'bkt', 'one-part.bin');
-    const input = s3.commandCalls(PutObjectCommand)[0]!.args[0].input;
-    expect(input.ContentMD5).toBe(
-      createHash('md5')
-        .update(await readFile(onePart))
-        .digest('base64'),
-    );
+    const result = await uploadFile(client, onePart, 'bkt', 'one-part.bin', { config: { multipartThreshold: 8 * MiB } });
+    const command = s3.commandCalls(PutObjectCommand)[0]!.args[0] as PutObjectCommand;
+    expect(await signedPayloadHash(command)).toBe(sha256Hex(await readFile(onePart)));
     expect(s3.commandCalls(CreateMultipartUploadCommand)).toHaveLength(0);
     expect(result).toMatchObject({ parts: 1, multipart: false });
   });
