@@ -100,7 +100,7 @@ const FACTORIES = {
       version:
         `${runText(process.execPath, [cli, '--version'], { env: childEnv(env) }) ?? '?'}, built ${built} UTC from commit ${commit ?? '?'}` +
         (dirty.length ? ` + ${dirty.length} uncommitted file(s) in src/, scripts/ or package.json` : ''),
-      settings: 'defaults (concurrency 10, 8 MiB parts and threshold); `--no-progress`',
+      settings: `defaults (concurrency 10, ${partSize / MiB} MiB parts, ${threshold / MiB} MiB multipart threshold); \`--no-progress\``,
       env,
       argv: (op) =>
         op.kind === 'batch'

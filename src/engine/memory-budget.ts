@@ -33,8 +33,11 @@ export class MemoryBudget {
    * oversized part can always proceed on its own. Rejects with the signal's reason on abort.
    */
   async take(size: number, signal?: AbortSignal): Promise<Buffer> {
-    const reused = this.spare.get(size)?.pop();
+    const reused = this.popSpare(size);
     if (reused) return reused;
+    // A new buffer that will be kept as a spare replaces a spare one of another size: spares never
+    // pile up past the buffers in flight when sizes vary (single PUTs of files of many sizes).
+    if (size >= MIN_REUSED_BYTES) this.dropOneSpare();
     if (!this.fits(size)) this.dropSpares();
     if (!this.fits(size) || this.waiters.length > 0) {
       // A buffer handed over by give() (same size, bytes still counted) saves an allocation.
@@ -44,6 +47,19 @@ export class MemoryBudget {
       this.grant(size);
     }
     return Buffer.allocUnsafeSlow(size);
+  }
+
+  /**
+   * A buffer of `size` bytes or more, for bytes whose size varies from taker to taker (a whole
+   * file for a single PUT; use `subarray(0, size)`, and give back the buffer itself): the
+   * smallest spare buffer that holds them, else a new one of {@link reusableSize}.
+   */
+  async takeAtLeast(size: number, signal?: AbortSignal): Promise<Buffer> {
+    let fit: number | undefined;
+    for (const spareSize of this.spare.keys()) {
+      if (spareSize >= size && (fit === undefined || spareSize < fit)) fit = spareSize;
+    }
+    return (fit !== undefined && this.popSpare(fit)) || this.take(reusableSize(size), signal);
   }
 
   /**
@@ -147,6 +163,19 @@ export class MemoryBudget {
     }
   }
 
+  /** A spare buffer of exactly `size` bytes, if one is kept (a size's list is never left empty). */
+  private popSpare(size: number): Buffer | undefined {
+    const list = this.spare.get(size);
+    const buffer = list?.pop();
+    if (list?.length === 0) this.spare.delete(size);
+    return buffer;
+  }
+
+  private dropOneSpare(): void {
+    const size = this.spare.keys().next().value;
+    if (size !== undefined && this.popSpare(size)) this.release(size);
+  }
+
   private dropSparesQuietly(): void {
     for (const [size, list] of this.spare) this.used -= size * list.length;
     this.spare.clear();
@@ -163,3 +192,12 @@ interface Waiter {
 
 /** Buffers smaller than this are not worth keeping for reuse (small files' single PUTs). */
 const MIN_REUSED_BYTES = 1024 * 1024;
+
+/**
+ * The buffer size to take for `bytes` of varying size (a whole file for a single PUT): rounded up
+ * to a whole MiB from {@link MIN_REUSED_BYTES} on, so that files of similar sizes reuse each
+ * other's buffers (at most 1 MiB more each); smaller sizes as they are.
+ */
+export function reusableSize(bytes: number): number {
+  return bytes < MIN_REUSED_BYTES ? bytes : Math.ceil(bytes / MIN_REUSED_BYTES) * MIN_REUSED_BYTES;
+}

@@ -114,7 +114,7 @@ export async function runUpload(t: TransferContext, filename: string, extraArgs:
  */
 async function putWhole(t: TransferContext, source: SourceFile, params: PutObjectCommandInput): Promise<TransferResult> {
   const response = await t.request(async (signal) => {
-    const buffer = await t.budget.take(source.size, signal);
+    const buffer = await t.budget.takeAtLeast(source.size, signal);
     let sent = false;
     try {
       const body = await readInto(source, buffer, 0, source.size);

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MemoryBudget } from '../../src/engine/memory-budget.js';
+import { MemoryBudget, reusableSize } from '../../src/engine/memory-budget.js';
 import { RequestPool } from '../../src/engine/request-pool.js';
 import { AdaptiveConcurrency, isThrottling } from '../../src/engine/throttle.js';
 import { type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
@@ -128,6 +128,45 @@ describe('MemoryBudget', () => {
     const a = await budget.take(MiB);
     budget.give(a);
     expect(await budget.take(MiB)).toBe(a);
+  });
+
+  it('replaces a spare buffer of another size with the new one: spares do not pile up as sizes vary', async () => {
+    const budget = new MemoryBudget(100 * MiB);
+    for (const size of [2, 3, 4, 5, 6]) budget.give(await budget.take(size * MiB));
+    expect(budget.inUse).toBe(6 * MiB);
+  });
+
+  it('keeps its spares for a buffer too small to be kept itself', async () => {
+    const budget = new MemoryBudget(100 * MiB);
+    const a = await budget.take(2 * MiB);
+    budget.give(a);
+    budget.give(await budget.take(1000));
+    expect(budget.inUse).toBe(2 * MiB);
+    expect(await budget.take(2 * MiB)).toBe(a);
+  });
+
+  it('gives a taker of a varying size the smallest spare buffer that holds it, else a new one rounded up', async () => {
+    const budget = new MemoryBudget(100 * MiB);
+    const three = await budget.take(3 * MiB);
+    const five = await budget.take(5 * MiB);
+    budget.give(five);
+    budget.give(three);
+    expect(await budget.takeAtLeast(2 * MiB + 5)).toBe(three);
+    expect(await budget.takeAtLeast(4 * MiB)).toBe(five);
+    const fresh = await budget.takeAtLeast(6 * MiB + 1);
+    expect(fresh).toHaveLength(7 * MiB);
+    expect(budget.inUse).toBe(15 * MiB);
+    budget.give(fresh);
+    budget.give(await budget.take(MiB)); // the 7 MiB spare makes way for a 1 MiB one
+    expect(budget.inUse).toBe(9 * MiB);
+  });
+
+  it('rounds sizes that vary up to a whole MiB from 1 MiB on, so that similar files share buffers', () => {
+    expect(reusableSize(1000)).toBe(1000);
+    expect(reusableSize(MiB - 1)).toBe(MiB - 1);
+    expect(reusableSize(MiB)).toBe(MiB);
+    expect(reusableSize(10 * MiB + 1)).toBe(11 * MiB);
+    expect(reusableSize(11 * MiB)).toBe(11 * MiB);
   });
 
   it('grants one buffer larger than the whole budget when nothing else is held', async () => {
