@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
@@ -102,6 +103,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     // the header, relative, on a reused proxy connection (a forward proxy answers 400).
     expectContinueHeader: false,
   });
+  ownClients.add(client);
   return client;
 }
 
@@ -131,6 +133,19 @@ class PerRequestRetryStrategy extends ConfiguredRetryStrategy {
     super(attempts, backoffMs);
   }
 
+  override async acquireInitialRetryToken(scope: string): ReturnType<ConfiguredRetryStrategy['acquireInitialRetryToken']> {
+    const token = await super.acquireInitialRetryToken(scope);
+    const prior = priorAttempt.getStore();
+    if (prior === undefined) return token;
+    // The request's first attempt went out directly and failed: this send is its retry, after
+    // the same back-off and within the same attempts, or the first attempt's error stands.
+    try {
+      return await this.refreshRetryTokenForRetry(token, prior);
+    } catch {
+      throw prior.error;
+    }
+  }
+
   override refreshRetryTokenForRetry(
     ...args: Parameters<ConfiguredRetryStrategy['refreshRetryTokenForRetry']>
   ): ReturnType<ConfiguredRetryStrategy['refreshRetryTokenForRetry']> {
@@ -147,4 +162,27 @@ function regionOrFallback(profile: string | undefined): () => Promise<string> {
       (region) => region || FALLBACK_REGION,
       () => FALLBACK_REGION,
     );
+}
+
+/** Clients built by {@link createS3Client}: their retries know about a direct first attempt. */
+const ownClients = new WeakSet<S3Client>();
+
+/** Whether `client` was built by {@link createS3Client} (and so retries with {@link retryAfter}). */
+export function isOwnClient(client: S3Client): boolean {
+  return ownClients.has(client);
+}
+
+/** How a first attempt failed, as the SDK's retry strategy judges it. */
+export type FailedAttempt = Parameters<ConfiguredRetryStrategy['refreshRetryTokenForRetry']>[1];
+
+const priorAttempt = new AsyncLocalStorage<FailedAttempt>();
+
+/**
+ * Runs `send` (one `client.send` of a client from {@link createS3Client}) as the retry of a first
+ * attempt that failed with `failed`: the SDK's strategy decides as if its own first attempt had
+ * failed so (a client error is thrown at once, a transient one is retried after the back-off),
+ * and the attempts of both together never exceed `maxAttempts`.
+ */
+export function retryAfter<T>(failed: FailedAttempt, send: () => Promise<T>): Promise<T> {
+  return priorAttempt.run(failed, send);
 }

@@ -81,10 +81,10 @@ export function observeThrottling(client: S3Client, controller: AdaptiveConcurre
       (next) => async (args) => {
         try {
           const output = await next(args);
-          for (const c of registered) c.answered();
+          noteAttempt(client);
           return output;
         } catch (error) {
-          if (isThrottling(error)) for (const c of registered) c.throttled();
+          noteAttempt(client, error);
           throw error;
         }
       },
@@ -93,4 +93,16 @@ export function observeThrottling(client: S3Client, controller: AdaptiveConcurre
   }
   set.add(controller);
   return () => set.delete(controller);
+}
+
+/**
+ * Tells the controllers observing `client` how one attempt went: answered (no `error`), or
+ * failed with `error` (a throttle counts; other errors do not). The observer middleware calls it
+ * for attempts through the SDK's pipeline, `sendS3` for its direct attempts.
+ */
+export function noteAttempt(client: S3Client, error?: unknown): void {
+  const registered = observers.get(client);
+  if (!registered) return;
+  if (error === undefined) for (const c of registered) c.answered();
+  else if (isThrottling(error)) for (const c of registered) c.throttled();
 }

@@ -1,5 +1,6 @@
 import { GetObjectCommand, type GetObjectCommandInput, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import pRetry from 'p-retry';
+import { sendS3 } from '../engine/direct-send.js';
 import type { ByteRange } from '../engine/part-plan.js';
 import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError } from '../errors.js';
@@ -45,11 +46,10 @@ export async function getRange(
     async () => {
       const from = receiver.position;
       const whole = from === 0 && range.end === size - 1;
-      const response = await t.client.send(
+      const response = await sendS3<GetObjectCommandOutput>(
+        t.client,
         new GetObjectCommand({ ...request, ...(whole ? {} : { Range: `bytes=${from}-${range.end}` }) }),
-        {
-          abortSignal: signal,
-        },
+        { abortSignal: signal },
       );
       const body = response.Body as Body | undefined;
       try {
@@ -100,7 +100,7 @@ export async function getEmpty(
   signal: AbortSignal,
   inspect?: (response: GetObjectCommandOutput) => void,
 ): Promise<void> {
-  const response = await t.client.send(new GetObjectCommand(request), { abortSignal: signal });
+  const response = await sendS3<GetObjectCommandOutput>(t.client, new GetObjectCommand(request), { abortSignal: signal });
   inspect?.(response);
   for await (const chunk of (response.Body ?? []) as Body) if (chunk.length > 0) sizeMismatch(t, chunk.length, 0);
 }

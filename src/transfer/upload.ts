@@ -15,8 +15,8 @@ import {
   UploadPartCommand,
   type UploadPartCommandOutput,
 } from '@aws-sdk/client-s3';
-import type { Command as SdkCommand } from '@smithy/core/client';
 import mime from 'mime';
+import { sendS3 } from '../engine/direct-send.js';
 import { type PartPlan, planParts } from '../engine/part-plan.js';
 import type { Command, TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError, UsageError } from '../errors.js';
@@ -122,8 +122,8 @@ async function putWhole(t: TransferContext, source: SourceFile, params: PutObjec
       // A Buffer body (not a stream) lets the SDK resend it on retries; the signed payload hash
       // makes the server verify it, as for the parts of a multipart upload.
       const command = new PutObjectCommand({ ...params, Body: body, ContentLength: source.size });
-      signPayloadAs(command, createHash('sha256').update(body).digest('hex'));
-      const output: PutObjectCommandOutput = await t.client.send(command, { abortSignal: signal });
+      const payloadSha256 = createHash('sha256').update(body).digest('hex');
+      const output = await sendS3<PutObjectCommandOutput>(t.client, command, { abortSignal: signal, payloadSha256 });
       sent = true;
       return output;
     } finally {
@@ -172,8 +172,7 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
         ContentLength: length,
         ...(checksumAlgorithm ? { ChecksumAlgorithm: checksumAlgorithm } : {}),
       });
-      signPayloadAs(command, sha256);
-      const output: UploadPartCommandOutput = await t.client.send(command, { abortSignal: signal });
+      const output = await sendS3<UploadPartCommandOutput>(t.client, command, { abortSignal: signal, payloadSha256: sha256 });
       sent = true;
       t.events.progress(length);
       return { partNumber: index + 1, start, end, etag: output.ETag ?? '', sha256, ...partChecksums(output) };
@@ -480,23 +479,6 @@ export function expectedMultipartEtag(
 /** An ETag without its quotes, in lower case. */
 function normalizeEtag(etag: string | undefined): string {
   return (etag ?? '').replace(/"/g, '').toLowerCase();
-}
-
-/**
- * Makes the SDK sign `command` with a payload hash computed by the caller, instead of hashing the
- * body again itself (the signer takes an `x-amz-content-sha256` header that is already set).
- */
-function signPayloadAs<I extends object, O extends object>(
-  command: Pick<SdkCommand<I, O, unknown>, 'middlewareStack'>,
-  sha256: string,
-): void {
-  command.middlewareStack.add(
-    (next) => (args) => {
-      (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = sha256;
-      return next(args);
-    },
-    { step: 'build', name: 's3xferPayloadHash' },
-  );
 }
 
 /** The flexible checksums an UploadPart answer carries (none from stores that ignore them). */

@@ -1,0 +1,320 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { getEndpointFromInstructions, toEndpointV1 } from '@smithy/core/endpoints';
+import { getRetryAfterHint, isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
+import { operation } from '@smithy/core/schema';
+import type { HttpRequest, HttpResponse } from '@smithy/core/transport';
+import { type FailedAttempt, isOwnClient, retryAfter } from '../client.js';
+import { noteAttempt } from './throttle.js';
+
+/*
+ * How s3xfer sends the requests that move bytes (GetObject, PutObject, UploadPart): one attempt
+ * straight through the SDK's own parts, and the SDK's full pipeline for everything else.
+ *
+ * Why: the SDK's middleware pipeline costs about 1 ms of CPU per request here (resolving a
+ * middleware stack for every call that passes an abort signal, endpoint rules, user agent,
+ * retries, logging), as much as the rest of a small file's download together: 2,000 GETs of
+ * 8 KiB cost 3.0 CPU s through `client.send` and 1.1 s through the same client's signer and
+ * request handler (BENCHMARKS.md, "Many small files"). On a machine whose cores the store shares,
+ * that CPU is wall time.
+ *
+ * What the direct attempt uses is the client's, never a copy: its endpoint rules (resolved once
+ * per bucket), its protocol (the request's serialisation and the response's parsing, errors
+ * included), its SigV4 signer and clock-skew offset, its credentials, its request handler
+ * (connection pool, proxies, TLS, timeouts). What it leaves out is what these three operations
+ * do not need on the happy path: retries, redirects, error handling, user-agent headers.
+ *
+ * The rule: the direct attempt is taken only when it is the same request the SDK would send:
+ * - the client has no middleware beyond the SDK's own and s3xfer's (see {@link KNOWN_MIDDLEWARE})
+ *   and its `send` is not replaced (test mocks);
+ * - flexible checksums are off (the SDK would add or check CRCs), the command has no input the
+ *   SDK's command middleware rewrites (SSE-C keys, checksum members) and no middleware of its own;
+ * - the bucket's endpoint is signed with plain SigV4 (not SigV4a, not S3 Express sessions).
+ * A direct attempt that fails is the request's first attempt: the SDK's retry strategy judges
+ * its error as if it were its own (`retryAfter` in client.ts), so a client error (403, 404) is
+ * thrown at once, exactly as the SDK parsed it, and a transient one (5xx, a throttle, a broken
+ * connection) is retried by `client.send` after the same back-off, within the same `maxAttempts`.
+ * Answers only the SDK's middleware handles (a redirect, a clock-skew error) are sent again by
+ * `client.send` as its own first attempt, and a bucket that redirected is sent through the SDK
+ * from then on. Only clients of `createS3Client` take the direct route (their retry strategy
+ * knows about it); the throttle observer sees direct attempts as it sees the SDK's.
+ */
+
+/** Options of one {@link sendS3}. */
+export interface SendOptions {
+  abortSignal?: AbortSignal;
+  /**
+   * The body's SHA-256 (hex), computed by the caller: the signature carries it, and the server
+   * refuses a body that does not match it. Without it, the signer hashes the body itself.
+   */
+  payloadSha256?: string;
+}
+
+/** A command of the SDK, as far as sending it goes. */
+interface SdkCommand {
+  readonly input: object;
+  readonly schema?: unknown;
+  readonly middlewareStack: { identify(): string[]; add: (...args: never[]) => void };
+  constructor: { getEndpointParameterInstructions?: () => unknown };
+}
+
+/** The operations sent directly, and the inputs that keep them plain (what the SDK would send as is). */
+const DIRECT_INPUTS: Record<string, ReadonlySet<string>> = {
+  GetObject: new Set(['Bucket', 'Key', 'Range', 'VersionId', 'IfMatch', 'RequestPayer', 'ExpectedBucketOwner']),
+  PutObject: new Set([
+    'Bucket',
+    'Key',
+    'Body',
+    'ContentLength',
+    'ContentType',
+    'CacheControl',
+    'ContentDisposition',
+    'ContentEncoding',
+    'ContentLanguage',
+    'Metadata',
+    'StorageClass',
+    'ACL',
+    'Tagging',
+    'ServerSideEncryption',
+    'SSEKMSKeyId',
+    'BucketKeyEnabled',
+    'RequestPayer',
+    'ExpectedBucketOwner',
+    'IfNoneMatch',
+  ]),
+  UploadPart: new Set(['Bucket', 'Key', 'Body', 'ContentLength', 'UploadId', 'PartNumber', 'RequestPayer', 'ExpectedBucketOwner']),
+};
+
+/** The client middleware a direct attempt may skip: the SDK's own (S3Client's constructor) and s3xfer's observer. */
+const KNOWN_MIDDLEWARE = new Set([
+  'loggerMiddleware',
+  'validateBucketNameMiddleware',
+  'regionRedirectMiddleware',
+  'serializerMiddleware',
+  'contentLengthMiddleware',
+  'addExpectContinueMiddleware',
+  's3ExpressMiddleware',
+  'getUserAgentMiddleware',
+  'hostHeaderMiddleware',
+  'recursionDetectionMiddleware',
+  'retryMiddleware',
+  'httpSigningMiddleware',
+  'deserializerMiddleware',
+  's3xferThrottleObserver',
+]);
+
+/** The SDK's own `send`: a client whose `send` is another (a test's mock) is always called. */
+const SDK_SEND = (Object.getPrototypeOf(S3Client.prototype) as { send: unknown }).send;
+
+interface Signer {
+  sign(request: HttpRequest, options: { signingDate: Date; signingRegion?: string; signingService?: string }): Promise<HttpRequest>;
+}
+
+/** What a direct attempt needs of one client, worked out at its first request. */
+interface ClientRoute {
+  signer: Promise<Signer>;
+  /** Per bucket: where and how its requests go, or `false` for buckets left to the SDK. */
+  buckets: Map<string, Promise<BucketRoute | false>>;
+}
+
+interface BucketRoute {
+  /** The client's route it belongs to. */
+  client: ClientRoute;
+  bucket: string;
+  /** The context the client's protocol serialises and parses with (the client's config + endpoint). */
+  context: Record<string, unknown>;
+  signingRegion: string | undefined;
+  signingService: string | undefined;
+}
+
+type ClientConfig = Record<string, unknown> & {
+  requestHandler: { handle(request: HttpRequest, options: { abortSignal?: AbortSignal }): Promise<{ response: HttpResponse }> };
+  protocol: {
+    serializeRequest(schema: unknown, input: object, context: unknown): Promise<HttpRequest>;
+    deserializeResponse(schema: unknown, context: unknown, response: HttpResponse): Promise<object>;
+  };
+  signer: (authScheme?: object) => Promise<Signer>;
+  systemClockOffset?: number;
+  requestChecksumCalculation?: () => Promise<string>;
+  responseChecksumValidation?: () => Promise<string>;
+};
+
+/** Per client: its route, or false when it has middleware of its own. */
+const routes = new WeakMap<S3Client, ClientRoute | false>();
+/** Middleware stacks whose changes reset their client's route. */
+const watched = new WeakSet<object>();
+const operations = new WeakMap<object, unknown>();
+
+/**
+ * Sends `command` with `client`: its first attempt directly when that is the same request (see
+ * above), the rest through `client.send`. Resolves to the command's output.
+ */
+export async function sendS3<Output>(client: S3Client, command: object, options: SendOptions = {}): Promise<Output> {
+  const sdkCommand = command as SdkCommand;
+  const route = await directRoute(client, sdkCommand);
+  const first = route ? await attempt(client, sdkCommand, route, options) : undefined;
+  if (first && 'output' in first) return first.output as Output;
+  if (options.payloadSha256) signPayloadAs(sdkCommand, options.payloadSha256);
+  const send = () =>
+    client.send(command as never, options.abortSignal ? { abortSignal: options.abortSignal } : undefined) as Promise<Output>;
+  return first?.failed ? retryAfter(first.failed, send) : send();
+}
+
+/**
+ * The outcome of a direct attempt: its output; or how it failed, for the SDK's retries to go on
+ * from; or neither, when the SDK must send the request as its own first attempt (an answer only
+ * the SDK's middleware handles: a redirect, a clock-skew error).
+ */
+type Attempt = { output: object } | { failed?: FailedAttempt };
+
+/** The bucket's route when `command` may be sent directly, else undefined. */
+async function directRoute(client: S3Client, command: SdkCommand): Promise<BucketRoute | undefined> {
+  const schema = command.schema;
+  if (!Array.isArray(schema) || schema[0] !== 9) return undefined;
+  const allowed = DIRECT_INPUTS[schema[2] as string];
+  if (!allowed || client.send !== SDK_SEND || !isOwnClient(client)) return undefined;
+  const input = command.input as Record<string, unknown>;
+  for (const name in input) if (input[name] !== undefined && !allowed.has(name)) return undefined;
+  const bucket = input.Bucket;
+  if (typeof bucket !== 'string' || bucket.includes('/')) return undefined;
+  if (command.middlewareStack.identify().length > 0) return undefined;
+  const route = clientRoute(client);
+  if (!route) return undefined;
+  let bucketRoute = route.buckets.get(bucket);
+  if (!bucketRoute) {
+    bucketRoute = routeOf(client, route, command, bucket).catch(() => false as const);
+    route.buckets.set(bucket, bucketRoute);
+  }
+  return (await bucketRoute) || undefined;
+}
+
+/**
+ * The client's route, or undefined when it has middleware of its own that a direct attempt would
+ * skip. Worked out once, and again after any change to the client's middleware stack.
+ */
+function clientRoute(client: S3Client): ClientRoute | undefined {
+  let route = routes.get(client);
+  if (route === undefined) {
+    const stack = client.middlewareStack;
+    const plain = stack.identify().every((entry) => KNOWN_MIDDLEWARE.has(entry.slice(0, entry.indexOf(' '))));
+    route = plain ? { signer: signerOf(client), buckets: new Map() } : false;
+    routes.set(client, route);
+    if (!watched.has(stack)) {
+      watched.add(stack);
+      for (const method of ['add', 'addRelativeTo', 'use', 'remove', 'removeByTag'] as const) {
+        const original = stack[method] as (...args: unknown[]) => unknown;
+        (stack as unknown as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+          routes.delete(client);
+          return original.apply(this, args);
+        };
+      }
+    }
+  }
+  return route || undefined;
+}
+
+/** The client's SigV4 signer (the one its `httpSigningMiddleware` uses). */
+function signerOf(client: S3Client): Promise<Signer> {
+  return (client.config as unknown as ClientConfig).signer();
+}
+
+/** Resolves a bucket's endpoint with the client's rules; false when it needs more than plain SigV4 or checksums are on. */
+async function routeOf(client: S3Client, clientRoute: ClientRoute, command: SdkCommand, bucket: string): Promise<BucketRoute | false> {
+  const config = client.config as unknown as ClientConfig;
+  if ((await config.requestChecksumCalculation?.()) !== 'WHEN_REQUIRED') return false;
+  if ((await config.responseChecksumValidation?.()) !== 'WHEN_REQUIRED') return false;
+  // The endpoint rules read the bucket (and static client settings), not the key: one per bucket.
+  const endpointV2 = await getEndpointFromInstructions({ Bucket: bucket }, command.constructor as never, { ...config } as never);
+  const authSchemes = endpointV2.properties?.authSchemes as { name?: string; signingRegion?: string; signingName?: string }[] | undefined;
+  const scheme = authSchemes?.[0];
+  if (scheme && scheme.name !== 'sigv4') return false;
+  const endpoint = toEndpointV1(endpointV2);
+  const context = { ...config, endpointV2, endpoint: async () => endpoint };
+  return { client: clientRoute, bucket, context, signingRegion: scheme?.signingRegion, signingService: scheme?.signingName };
+}
+
+/** One direct attempt; see {@link Attempt}. */
+async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute, options: SendOptions): Promise<Attempt> {
+  const config = client.config as unknown as ClientConfig;
+  const schema = operationOf(command);
+  const request = await config.protocol.serializeRequest(schema, command.input, route.context);
+  if (request.headers.host === undefined) request.headers.host = request.port ? `${request.hostname}:${request.port}` : request.hostname;
+  if (request.body !== undefined && request.headers['content-length'] === undefined) {
+    // As the SDK's contentLengthMiddleware: a body of known length says so (never chunked).
+    const body: unknown = request.body;
+    if (!(typeof body === 'string' || body instanceof Uint8Array)) return {};
+    request.headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  if (options.payloadSha256) request.headers['x-amz-content-sha256'] = options.payloadSha256;
+  const signer = await route.client.signer;
+  const signed = await signer.sign(request, {
+    signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
+    signingRegion: route.signingRegion,
+    signingService: route.signingService,
+  });
+  let response: HttpResponse;
+  try {
+    ({ response } = await config.requestHandler.handle(signed, options.abortSignal ? { abortSignal: options.abortSignal } : {}));
+  } catch (error) {
+    if (options.abortSignal?.aborted) throw error;
+    noteAttempt(client, error);
+    return { failed: failedAttempt(error) }; // no answer (refused, reset, timed out)
+  }
+  // The client's protocol parses the answer, an error too (into the SDK's typed exception).
+  let output: object;
+  try {
+    output = await config.protocol.deserializeResponse(schema, route.context, response);
+  } catch (error) {
+    if (options.abortSignal?.aborted) throw error;
+    noteAttempt(client, error);
+    const status = response.statusCode;
+    if ((status >= 300 && status < 400) || response.headers['x-amz-bucket-region'] !== undefined) {
+      // A redirect (another region, another endpoint): this bucket's requests go through the SDK.
+      route.client.buckets.set(route.bucket, Promise.resolve(false));
+      return {};
+    }
+    if (isClockSkewError(error as NonNullable<FailedAttempt['error']>)) return {}; // the SDK corrects its clock and signs again
+    return { failed: failedAttempt(error, response) };
+  }
+  noteAttempt(client);
+  return { output };
+}
+
+/** An attempt's error as the SDK's retry middleware describes it to its retry strategy. */
+function failedAttempt(error: unknown, response?: HttpResponse): FailedAttempt {
+  const e = error as NonNullable<FailedAttempt['error']>;
+  const errorType = isThrottlingError(e)
+    ? 'THROTTLING'
+    : isTransientError(e)
+      ? 'TRANSIENT'
+      : isServerError(e)
+        ? 'SERVER_ERROR'
+        : 'CLIENT_ERROR';
+  const retryAfterHint = response ? getRetryAfterHint(response) : undefined;
+  return { error: e, errorType, ...(retryAfterHint ? { retryAfterHint } : {}) };
+}
+
+/** The command's operation schema, as the SDK's serialisation middleware builds it. */
+function operationOf(command: SdkCommand): unknown {
+  const key = command.constructor;
+  let op = operations.get(key);
+  if (!op) {
+    const [, ns, name, traits, input, output] = command.schema as [number, string, string, never, never, never];
+    op = operation(ns, name, traits, input, output);
+    operations.set(key, op);
+  }
+  return op;
+}
+
+/**
+ * Makes the SDK sign `command` with a payload hash computed by the caller, instead of hashing the
+ * body again itself (the signer takes an `x-amz-content-sha256` header that is already set).
+ */
+function signPayloadAs(command: SdkCommand, sha256: string): void {
+  (command.middlewareStack.add as (mw: unknown, options: unknown) => void)(
+    (next: (args: unknown) => unknown) => (args: { request: { headers: Record<string, string> } }) => {
+      args.request.headers['x-amz-content-sha256'] = sha256;
+      return next(args);
+    },
+    { step: 'build', name: 's3xferPayloadHash' },
+  );
+}

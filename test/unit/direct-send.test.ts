@@ -1,0 +1,246 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createS3Client } from '../../src/client.js';
+import { sendS3 } from '../../src/engine/direct-send.js';
+import { observeThrottling } from '../../src/engine/throttle.js';
+
+// sendS3 sends GetObject, PutObject and UploadPart as one direct attempt (the client's signer,
+// protocol and request handler, without the SDK's middleware pipeline), and everything else, and
+// every retry, through client.send. A scripted endpoint on loopback records what arrives. The SDK
+// marks every request it sends with `amz-sdk-invocation-id`; a direct attempt has none: that
+// header tells which route a request took.
+type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
+interface Received {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+let server: Server;
+let endpoint: string;
+let handler: Handler;
+const requests: Received[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      handler(req, res, body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+afterEach(() => {
+  requests.length = 0;
+});
+
+const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' };
+const client = (options: Parameters<typeof createS3Client>[0] = {}) =>
+  createS3Client({ endpoint, region: 'us-east-1', credentials, maxAttempts: 3, ...options });
+const viaSdk = (r: Received) => r.headers['amz-sdk-invocation-id'] !== undefined;
+
+const ok: Handler = (req, res) => {
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-length': 5, etag: '"e"', 'last-modified': 'Tue, 24 Nov 2026 10:00:00 GMT', 'x-amz-meta-colour': 'blue' });
+    return res.end('hello');
+  }
+  res.writeHead(200, { etag: '"put-etag"' });
+  res.end();
+};
+
+function s3Error(res: ServerResponse, status: number, code: string, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': 'application/xml', ...headers });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>m</Message></Error>`);
+}
+
+async function text(output: GetObjectCommandOutput): Promise<string> {
+  return Buffer.from(await output.Body!.transformToByteArray()).toString();
+}
+
+/**
+ * The headers a request is signed with, and their values, but for those that change each time
+ * and the SDK's user agent (a direct attempt sends none).
+ */
+function signedHeaders(r: Received): Record<string, string | string[] | undefined> {
+  const names = /SignedHeaders=([^,]+)/.exec(String(r.headers.authorization))![1]!.split(';');
+  const kept = names.filter((n) => !n.startsWith('amz-sdk-') && n !== 'x-amz-date' && n !== 'x-amz-user-agent');
+  return Object.fromEntries(kept.map((n) => [n, r.headers[n]]));
+}
+
+describe('the direct first attempt', () => {
+  it('sends GetObject as the SDK would (same URL, same signed headers) and parses the answer the same way', async () => {
+    handler = ok;
+    const c = client();
+    const input = { Bucket: 'bkt', Key: 'dir/a b+c%.txt', Range: 'bytes=0-4' };
+    const direct = await sendS3<GetObjectCommandOutput>(c, new GetObjectCommand(input));
+    const sdk = await c.send(new GetObjectCommand(input));
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+    expect(requests[0]!.url).toBe(requests[1]!.url);
+    expect(requests[0]!.url).toBe('/bkt/dir/a%20b%2Bc%25.txt?x-id=GetObject');
+    expect(signedHeaders(requests[0]!)).toEqual(signedHeaders(requests[1]!));
+    expect(await text(direct)).toBe('hello');
+    await text(sdk);
+    const fields = (o: GetObjectCommandOutput) => [o.ETag, o.ContentLength, o.LastModified?.toISOString(), o.Metadata];
+    expect(fields(direct)).toEqual(fields(sdk));
+    expect(fields(direct)).toEqual(['"e"', 5, '2026-11-24T10:00:00.000Z', { colour: 'blue' }]);
+  });
+
+  it('sends PutObject and UploadPart with the payload hash it is given, signed, and the same headers as the SDK', async () => {
+    handler = ok;
+    const c = client();
+    const body = Buffer.from('some bytes');
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const put = { Bucket: 'bkt', Key: 'k', Body: body, ContentLength: body.length, ContentType: 'text/plain', Metadata: { a: '1' } };
+    const output = await sendS3<{ ETag?: string }>(c, new PutObjectCommand(put), { payloadSha256: sha256 });
+    await c.send(new PutObjectCommand(put));
+    const part = { Bucket: 'bkt', Key: 'k', UploadId: 'u1', PartNumber: 3, Body: body, ContentLength: body.length };
+    await sendS3(c, new UploadPartCommand(part), { payloadSha256: sha256 });
+    await c.send(new UploadPartCommand(part));
+    expect(output.ETag).toBe('"put-etag"');
+    expect(requests.map(viaSdk)).toEqual([false, true, false, true]);
+    expect(requests.every((r) => r.body.equals(body))).toBe(true);
+    expect(requests[0]!.headers['x-amz-content-sha256']).toBe(sha256);
+    expect(signedHeaders(requests[0]!)).toEqual(signedHeaders(requests[1]!));
+    expect(requests[2]!.url).toBe('/bkt/k?partNumber=3&uploadId=u1&x-id=UploadPart');
+    expect(requests[2]!.url).toBe(requests[3]!.url);
+    expect(signedHeaders(requests[2]!)).toEqual(signedHeaders(requests[3]!));
+  });
+
+  it('gives a body of known length its Content-Length when the input has none, signed, as the SDK does', async () => {
+    handler = ok;
+    await sendS3(client(), new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }));
+    expect(requests.map(viaSdk)).toEqual([false]);
+    expect(signedHeaders(requests[0]!)['content-length']).toBe('5');
+    expect(requests[0]!.headers['transfer-encoding']).toBeUndefined();
+  });
+});
+
+describe('requests that go through the SDK instead', () => {
+  it('when the command has input the SDK rewrites (SSE-C keys)', async () => {
+    handler = ok;
+    const key = Buffer.alloc(32, 1).toString('base64');
+    await sendS3(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k', SSECustomerAlgorithm: 'AES256', SSECustomerKey: key }));
+    expect(requests.map(viaSdk)).toEqual([true]);
+  });
+
+  it('when flexible checksums are on', async () => {
+    handler = ok;
+    await sendS3(client({ flexibleChecksums: true }), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(requests.map(viaSdk)).toEqual([true]);
+  });
+
+  it('when the client has middleware of its own, also added after its first request', async () => {
+    handler = ok;
+    const c = client();
+    await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    c.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-custom'] = 'yes';
+        return next(args);
+      },
+      { step: 'build', name: 'customHeader' },
+    );
+    await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+    expect(requests[1]!.headers['x-custom']).toBe('yes');
+  });
+
+  it('when the client was not built by createS3Client', async () => {
+    handler = ok;
+    const own = new S3Client({ endpoint, region: 'us-east-1', credentials, forcePathStyle: true });
+    await sendS3(own, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(requests.map(viaSdk)).toEqual([true]);
+  });
+
+  it('for other commands', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': 0 });
+      res.end();
+    };
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    await sendS3(client(), new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(requests.map(viaSdk)).toEqual([true]);
+  });
+});
+
+describe('a failed direct attempt is the first of the request’s attempts', () => {
+  it('a transient error (503) is retried by the SDK, within maxAttempts', async () => {
+    handler = (_req, res) => s3Error(res, 503, 'SlowDown');
+    const failure = await sendS3(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e);
+    expect((failure as Error).name).toBe('SlowDown');
+    expect(requests.map(viaSdk)).toEqual([false, true, true]); // maxAttempts 3
+  });
+
+  it('a transient error followed by an answer: two requests, the answer returned', async () => {
+    let calls = 0;
+    handler = (req, res) => (++calls === 1 ? s3Error(res, 500, 'InternalError') : ok(req, res, Buffer.alloc(0)));
+    const output = await sendS3<GetObjectCommandOutput>(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(await text(output)).toBe('hello');
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+  });
+
+  it('a broken connection is retried by the SDK', async () => {
+    let calls = 0;
+    handler = (req, res) => (++calls === 1 ? res.socket?.destroy() : ok(req, res, Buffer.alloc(0)));
+    const output = await sendS3<GetObjectCommandOutput>(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(await text(output)).toBe('hello');
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+  });
+
+  it('a client error (404, 403) is thrown at once, typed as the SDK types it', async () => {
+    handler = (_req, res) => s3Error(res, 404, 'NoSuchKey');
+    const missing = await sendS3(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e);
+    expect(missing).toMatchObject({ name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } });
+    handler = (_req, res) => s3Error(res, 403, 'AccessDenied');
+    const denied = await sendS3(client(), new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'x' })).catch((e: unknown) => e);
+    expect(denied).toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(requests.map(viaSdk)).toEqual([false, false]);
+  });
+
+  it('a redirect is left to the SDK, and that bucket’s requests go through the SDK from then on', async () => {
+    handler = (_req, res) => s3Error(res, 301, 'PermanentRedirect', { 'x-amz-bucket-region': 'eu-west-1' });
+    const c = client();
+    await sendS3(c, new GetObjectCommand({ Bucket: 'moved', Key: 'k' })).catch(() => {});
+    await sendS3(c, new GetObjectCommand({ Bucket: 'moved', Key: 'k' })).catch(() => {});
+    handler = ok;
+    await sendS3(c, new GetObjectCommand({ Bucket: 'other', Key: 'k' }));
+    expect(requests.map((r) => [r.url.replace('?x-id=GetObject', ''), viaSdk(r)])).toEqual([
+      ['/moved/k', false],
+      ['/moved/k', true],
+      ['/moved/k', true],
+      ['/other/k', false],
+    ]);
+  });
+
+  it('a cancelled attempt is not retried', async () => {
+    const controller = new AbortController();
+    handler = () => controller.abort(); // never answers
+    const failure = await sendS3(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }), { abortSignal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
+    expect((failure as Error).name).toBe('AbortError');
+    expect(requests).toHaveLength(1);
+  });
+
+  it('the throttle observer sees direct attempts', async () => {
+    let calls = 0;
+    handler = (req, res) => (++calls === 1 ? s3Error(res, 503, 'SlowDown') : ok(req, res, Buffer.alloc(0)));
+    const c = client();
+    const seen: string[] = [];
+    observeThrottling(c, { throttled: () => seen.push('throttled'), answered: () => seen.push('answered') } as never);
+    await text(await sendS3<GetObjectCommandOutput>(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })));
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+    expect(seen).toEqual(['throttled', 'answered']);
+  });
+});
