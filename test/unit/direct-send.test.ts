@@ -1,46 +1,28 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../src/client.js';
 import { sendS3 } from '../../src/engine/direct-send.js';
 import { observeThrottling } from '../../src/engine/throttle.js';
+import { type ReceivedRequest, type ScriptedEndpoint, type ScriptedHandler, startScriptedEndpoint } from '../helpers/scripted-endpoint.js';
 
 // sendS3 sends GetObject, PutObject and UploadPart as one direct attempt (the client's signer,
 // protocol and request handler, without the SDK's middleware pipeline), and everything else, and
 // every retry, through client.send. A scripted endpoint on loopback records what arrives. The SDK
 // marks every request it sends with `amz-sdk-invocation-id`; a direct attempt has none: that
 // header tells which route a request took.
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
-interface Received {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-let server: Server;
+let handler: ScriptedHandler;
+let scripted: ScriptedEndpoint;
 let endpoint: string;
-let handler: Handler;
-const requests: Received[] = [];
+let requests: ReceivedRequest[];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-      handler(req, res, body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  scripted = await startScriptedEndpoint((req, res, body) => handler(req, res, body));
+  endpoint = scripted.url;
+  requests = scripted.requests;
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+afterAll(() => scripted.close());
 afterEach(() => {
   requests.length = 0;
 });
@@ -48,9 +30,9 @@ afterEach(() => {
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' };
 const client = (options: Parameters<typeof createS3Client>[0] = {}) =>
   createS3Client({ endpoint, region: 'us-east-1', credentials, maxAttempts: 3, ...options });
-const viaSdk = (r: Received) => r.headers['amz-sdk-invocation-id'] !== undefined;
+const viaSdk = (r: ReceivedRequest) => r.headers['amz-sdk-invocation-id'] !== undefined;
 
-const ok: Handler = (req, res) => {
+const ok: ScriptedHandler = (req, res) => {
   if (req.method === 'GET') {
     res.writeHead(200, { 'content-length': 5, etag: '"e"', 'last-modified': 'Tue, 24 Nov 2026 10:00:00 GMT', 'x-amz-meta-colour': 'blue' });
     return res.end('hello');
@@ -72,7 +54,7 @@ async function text(output: GetObjectCommandOutput): Promise<string> {
  * The headers a request is signed with, and their values, but for those that change each time
  * and the SDK's user agent (a direct attempt sends none).
  */
-function signedHeaders(r: Received): Record<string, string | string[] | undefined> {
+function signedHeaders(r: ReceivedRequest): Record<string, string | string[] | undefined> {
   const names = /SignedHeaders=([^,]+)/.exec(String(r.headers.authorization))![1]!.split(';');
   const kept = names.filter((n) => !n.startsWith('amz-sdk-') && n !== 'x-amz-date' && n !== 'x-amz-user-agent');
   return Object.fromEntries(kept.map((n) => [n, r.headers[n]]));

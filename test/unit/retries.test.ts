@@ -1,38 +1,28 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createS3Client, downloadFile, NetworkError, S3ServiceError, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, tempDir } from '../helpers/files.js';
+import { type ReceivedRequest, type ScriptedEndpoint, type ScriptedHandler, startScriptedEndpoint } from '../helpers/scripted-endpoint.js';
 
 // Throttling and broken connections, produced by a scripted HTTP endpoint on loopback: the real
 // SDK stack (signing, retry strategy, body handling) runs; only the server's answers are scripted.
-type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
-let server: Server;
+let handler: ScriptedHandler;
+let scripted: ScriptedEndpoint;
 let endpoint: string;
-let handler: Handler;
+let requests: ReceivedRequest[];
 let dir: string;
-const requests: Array<{ method: string; url: string; body: Buffer; range?: string }> = [];
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      requests.push({ method: req.method!, url: req.url!, body, range: req.headers.range });
-      handler(req, res, body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  scripted = await startScriptedEndpoint((req, res, body) => handler(req, res, body));
+  endpoint = scripted.url;
+  requests = scripted.requests;
   dir = await tempDir();
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await scripted.close();
   await rm(dir, { recursive: true, force: true });
 });
 afterEach(() => {
@@ -104,7 +94,7 @@ describe('retries against a throttling or failing endpoint', () => {
     const target = join(dir, 'resumed.bin');
     await downloadFile(client(), 'bkt', 'obj', target, { config: { partSize: 5 * MiB, multipartThreshold: 5 * MiB, concurrency: 1 } });
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
-    expect(requests.map((r) => r.range).filter(Boolean)).toEqual([
+    expect(requests.map((r) => r.headers.range).filter(Boolean)).toEqual([
       `bytes=0-${5 * MiB - 1}`,
       `bytes=1000-${5 * MiB - 1}`,
       `bytes=${5 * MiB}-${6 * MiB - 1}`,
@@ -165,7 +155,7 @@ describe('retries against a throttling or failing endpoint', () => {
     const target = join(dir, 'stalled-download.bin');
     await downloadFile(quick, 'bkt', 'obj', target, { config: { partSize: 5 * MiB, multipartThreshold: 5 * MiB, concurrency: 1 } });
     expect(Buffer.compare(await readFile(target), data)).toBe(0);
-    expect(requests.map((r) => r.range).filter(Boolean)[1]).toBe(`bytes=4096-${5 * MiB - 1}`);
+    expect(requests.map((r) => r.headers.range).filter(Boolean)[1]).toBe(`bytes=4096-${5 * MiB - 1}`);
   });
 
   it('reports an unreachable endpoint as a NetworkError', async () => {

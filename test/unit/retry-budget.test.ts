@@ -1,37 +1,30 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client, S3ServiceError, TransferManager } from '../../src/index.js';
 import { rm, tempDir } from '../helpers/files.js';
+import { type ScriptedEndpoint, type ScriptedHandler, startScriptedEndpoint } from '../helpers/scripted-endpoint.js';
 
 // The SDK's standard retry strategy keeps one retry quota per client (500 tokens, 14 per retry of
 // a 5xx or broken connection, refilled by successes): a burst of failures — a gateway restart
 // under 10 requests in flight, a flaky network under a few hundred transfers — drains it, and from
 // then on every request of every transfer fails at its first error, whatever `maxAttempts` says.
 // Here each request fails twice before it succeeds: all must succeed, each after three attempts.
-let server: Server;
+let scripted: ScriptedEndpoint;
 let endpoint: string;
 let dir: string;
 const attemptsByKey = new Map<string, number>();
-let handler: (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
+let handler: ScriptedHandler;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => handler(req, res, Buffer.concat(chunks)));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  scripted = await startScriptedEndpoint((req, res, body) => handler(req, res, body));
+  endpoint = scripted.url;
   dir = await tempDir();
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await scripted.close();
   await rm(dir, { recursive: true, force: true });
 });
 
