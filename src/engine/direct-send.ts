@@ -7,8 +7,9 @@ import { type FailedAttempt, isOwnClient, retryAfter } from '../client.js';
 import { noteAttempt } from './throttle.js';
 
 /*
- * How s3xfer sends the requests that move bytes (GetObject, PutObject, UploadPart): one attempt
- * straight through the SDK's own parts, and the SDK's full pipeline for everything else.
+ * How s3xfer sends the requests its transfers repeat (GetObject, PutObject, UploadPart,
+ * HeadObject): one attempt straight through the SDK's own parts, and the SDK's full pipeline for
+ * everything else.
  *
  * Why: the SDK's middleware pipeline costs about 1 ms of CPU per request here (resolving a
  * middleware stack for every call that passes an abort signal, endpoint rules, user agent,
@@ -81,6 +82,8 @@ const DIRECT_INPUTS: Record<string, ReadonlySet<string>> = {
     'ExpectedBucketOwner',
     'IfNoneMatch',
   ]),
+  // ChecksumMode is a plain header for HeadObject (no flexible-checksum middleware on it).
+  HeadObject: new Set(['Bucket', 'Key', 'VersionId', 'IfMatch', 'PartNumber', 'ChecksumMode', 'RequestPayer', 'ExpectedBucketOwner']),
   UploadPart: new Set(['Bucket', 'Key', 'Body', 'ContentLength', 'UploadId', 'PartNumber', 'RequestPayer', 'ExpectedBucketOwner']),
 };
 

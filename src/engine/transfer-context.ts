@@ -4,6 +4,7 @@ import type { TransferConfig } from '../config.js';
 import { S3xferError, TransferAbortedError } from '../errors.js';
 import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferResult, type TransferSubscriber } from '../events.js';
 import { isAbortError, toS3xferError } from '../transfer/error-mapping.js';
+import { sendS3 } from './direct-send.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { Lane } from './request-pool.js';
 
@@ -111,12 +112,12 @@ export class TransferContext {
    * transfer's signal: it must run after a cancellation.
    */
   sendUncancelled<Output>(command: Command): Promise<Output> {
-    return this.lane.run(() => this.client.send(command as never) as Promise<Output>);
+    return this.lane.run(() => sendS3<Output>(this.client, command));
   }
 
   /** Sends one command through the pool, cancelled with the transfer. */
   send<Output>(command: Command): Promise<Output> {
-    return this.request((signal) => this.client.send(command as never, { abortSignal: signal }) as Promise<Output>);
+    return this.request((signal) => sendS3<Output>(this.client, command, { abortSignal: signal }));
   }
 
   /** Registers a clean-up to run if the transfer fails; the returned function unregisters it. */

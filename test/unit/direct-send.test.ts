@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { GetObjectCommand, type GetObjectCommandOutput, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Client } from '../../src/client.js';
 import { sendS3 } from '../../src/engine/direct-send.js';
@@ -99,6 +108,32 @@ describe('the direct first attempt', () => {
     expect(signedHeaders(requests[2]!)).toEqual(signedHeaders(requests[3]!));
   });
 
+  it('sends HeadObject as the SDK would, and a 404 without a body is the same typed error', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-length': 1234, etag: '"abc-2"', 'x-amz-meta-s3xfer-part-size': '8388608' });
+      res.end();
+    };
+    const c = client();
+    const input = { Bucket: 'bkt', Key: 'k', PartNumber: 2, ChecksumMode: 'ENABLED' as const };
+    const direct = await sendS3<HeadObjectCommandOutput>(c, new HeadObjectCommand(input));
+    const sdk = await c.send(new HeadObjectCommand(input));
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+    expect(requests[0]!.url).toBe(requests[1]!.url);
+    expect(signedHeaders(requests[0]!)).toEqual(signedHeaders(requests[1]!));
+    const fields = (o: HeadObjectCommandOutput) => [o.ContentLength, o.ETag, o.Metadata];
+    expect(fields(direct)).toEqual(fields(sdk));
+    expect(fields(direct)).toEqual([1234, '"abc-2"', { 's3xfer-part-size': '8388608' }]);
+    handler = (_req, res) => {
+      res.writeHead(404);
+      res.end();
+    };
+    const directError = await sendS3(c, new HeadObjectCommand(input)).catch((e: unknown) => e);
+    const sdkError = await c.send(new HeadObjectCommand(input)).catch((e: unknown) => e);
+    expect(requests.slice(2).map(viaSdk)).toEqual([false, true]);
+    expect((directError as Error).name).toBe((sdkError as Error).name);
+    expect(directError).toMatchObject({ $metadata: { httpStatusCode: 404 } });
+  });
+
   it('gives a body of known length its Content-Length when the input has none, signed, as the SDK does', async () => {
     handler = ok;
     await sendS3(client(), new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }));
@@ -147,11 +182,10 @@ describe('requests that go through the SDK instead', () => {
 
   it('for other commands', async () => {
     handler = (_req, res) => {
-      res.writeHead(200, { 'content-length': 0 });
+      res.writeHead(204);
       res.end();
     };
-    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
-    await sendS3(client(), new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    await sendS3(client(), new DeleteObjectCommand({ Bucket: 'bkt', Key: 'k' }));
     expect(requests.map(viaSdk)).toEqual([true]);
   });
 });
