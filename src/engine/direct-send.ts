@@ -36,7 +36,8 @@ import { noteAttempt } from './throttle.js';
  * connection) is retried by `client.send` after the same back-off, within the same `maxAttempts`.
  * Answers only the SDK's middleware handles (a redirect, a clock-skew error) are sent again by
  * `client.send` as its own first attempt, and a bucket that redirected is sent through the SDK
- * from then on. Only clients of `createS3Client` take the direct route (their retry strategy
+ * from then on. A cancelled attempt takes the same way: the SDK's retry loop sees the signal and
+ * sends nothing more. Only clients of `createS3Client` take the direct route (their retry strategy
  * knows about it); the throttle observer sees direct attempts as it sees the SDK's.
  */
 
@@ -239,26 +240,12 @@ async function routeOf(client: S3Client, clientRoute: ClientRoute, command: SdkC
 async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute, options: SendOptions): Promise<Attempt> {
   const config = client.config as unknown as ClientConfig;
   const schema = operationOf(command);
-  const request = await config.protocol.serializeRequest(schema, command.input, route.context);
-  if (request.headers.host === undefined) request.headers.host = request.port ? `${request.hostname}:${request.port}` : request.hostname;
-  if (request.body !== undefined && request.headers['content-length'] === undefined) {
-    // As the SDK's contentLengthMiddleware: a body of known length says so (never chunked).
-    const body: unknown = request.body;
-    if (!(typeof body === 'string' || body instanceof Uint8Array)) return {};
-    request.headers['content-length'] = String(Buffer.byteLength(body));
-  }
-  if (options.payloadSha256) request.headers['x-amz-content-sha256'] = options.payloadSha256;
-  const signer = await route.client.signer;
-  const signed = await signer.sign(request, {
-    signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
-    signingRegion: route.signingRegion,
-    signingService: route.signingService,
-  });
+  const signed = await signedRequest(config, schema, command, route, options);
+  if (!signed) return {}; // a body of unknown length: the SDK's own first attempt
   let response: HttpResponse;
   try {
     ({ response } = await config.requestHandler.handle(signed, options.abortSignal ? { abortSignal: options.abortSignal } : {}));
   } catch (error) {
-    if (options.abortSignal?.aborted) throw error;
     noteAttempt(client, error);
     return { failed: failedAttempt(error) }; // no answer (refused, reset, timed out)
   }
@@ -267,7 +254,8 @@ async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute
   try {
     output = await config.protocol.deserializeResponse(schema, route.context, response);
   } catch (error) {
-    if (options.abortSignal?.aborted) throw error;
+    // A 2xx that could not be parsed leaves its body unread: free the connection now, not at its idle timeout.
+    (response.body as { destroy?: () => void } | undefined)?.destroy?.();
     noteAttempt(client, error);
     const status = response.statusCode;
     if ((status >= 300 && status < 400) || response.headers['x-amz-bucket-region'] !== undefined) {
@@ -280,6 +268,31 @@ async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute
   }
   noteAttempt(client);
   return { output };
+}
+
+/** The request the SDK would send for `command`, signed; undefined when it is not a plain one after all. */
+async function signedRequest(
+  config: ClientConfig,
+  schema: unknown,
+  command: SdkCommand,
+  route: BucketRoute,
+  options: SendOptions,
+): Promise<HttpRequest | undefined> {
+  const request = await config.protocol.serializeRequest(schema, command.input, route.context);
+  if (request.headers.host === undefined) request.headers.host = request.port ? `${request.hostname}:${request.port}` : request.hostname;
+  if (request.body !== undefined && request.headers['content-length'] === undefined) {
+    // As the SDK's contentLengthMiddleware: a body of known length says so (never chunked).
+    const body: unknown = request.body;
+    if (!(typeof body === 'string' || body instanceof Uint8Array)) return undefined;
+    request.headers['content-length'] = String(Buffer.byteLength(body));
+  }
+  if (options.payloadSha256) request.headers['x-amz-content-sha256'] = options.payloadSha256;
+  const signer = await route.client.signer;
+  return signer.sign(request, {
+    signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
+    signingRegion: route.signingRegion,
+    signingService: route.signingService,
+  });
 }
 
 /** An attempt's error as the SDK's retry middleware describes it to its retry strategy. */

@@ -239,6 +239,31 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
     ]);
   });
 
+  it('a 2xx answer it cannot parse fails as the SDK fails, and frees its connection at once', { timeout: 15_000 }, async () => {
+    const body = Buffer.alloc(4 * 1024 * 1024, 1); // more than the socket buffers: unread, it holds the connection
+    handler = (req, res) => {
+      if (!req.url?.startsWith('/bkt/bad')) return ok(req, res, Buffer.alloc(0));
+      res.writeHead(200, { 'content-length': body.length, 'last-modified': 'not a date' });
+      res.end(body);
+    };
+    const c = client({ maxSockets: 1 }); // one connection, idle timeout 60 s: a leaked one hangs the next request
+    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'bad' })).catch((e: unknown) => e as Error);
+    expect(direct.message).toBe('Invalid RFC7231 date-time value not a date.');
+    expect(await text(await sendS3<GetObjectCommandOutput>(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'good' })))).toBe('hello');
+    expect(requests.map(viaSdk)).toEqual([false, false]);
+  });
+
+  it('a request without credentials fails with the SDK’s error, and nothing is sent', async () => {
+    handler = ok;
+    const missing = Object.assign(new Error('no credentials here'), { name: 'CredentialsProviderError' });
+    const c = createS3Client({ endpoint, region: 'us-east-1', credentials: () => Promise.reject(missing) });
+    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e);
+    const sdk = await c.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e);
+    expect(direct).toBe(missing);
+    expect(sdk).toBe(missing);
+    expect(requests).toEqual([]);
+  });
+
   it('a cancelled attempt is not retried', async () => {
     const controller = new AbortController();
     handler = () => controller.abort(); // never answers
@@ -247,6 +272,19 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
     );
     expect((failure as Error).name).toBe('AbortError');
     expect(requests).toHaveLength(1);
+  });
+
+  it('a transfer cancelled while its retry waits sends nothing more', async () => {
+    const controller = new AbortController();
+    handler = (_req, res) => {
+      s3Error(res, 503, 'SlowDown');
+      setTimeout(() => controller.abort(), 20); // during the back-off before the SDK's retry
+    };
+    const failure = await sendS3(client(), new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }), { abortSignal: controller.signal }).catch(
+      (e: unknown) => e,
+    );
+    expect((failure as Error).name).toBe('AbortError');
+    expect(requests.map(viaSdk)).toEqual([false]);
   });
 
   it('the throttle observer sees direct attempts', async () => {
