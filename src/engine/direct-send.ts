@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { userAgentMiddleware } from '@aws-sdk/core/client';
 import { getEndpointFromInstructions, toEndpointV1 } from '@smithy/core/endpoints';
 import { getRetryAfterHint, isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { operation } from '@smithy/core/schema';
@@ -21,8 +22,10 @@ import { noteAttempt } from './throttle.js';
  * What the direct attempt uses is the client's, never a copy: its endpoint rules (resolved once
  * per bucket), its protocol (the request's serialisation and the response's parsing, errors
  * included), its SigV4 signer and clock-skew offset, its credentials, its request handler
- * (connection pool, proxies, TLS, timeouts). What it leaves out is what these three operations
- * do not need on the happy path: retries, redirects, error handling, user-agent headers.
+ * (connection pool, proxies, TLS, timeouts), and the user-agent headers its own middleware
+ * writes (worked out once per client, so an app id or a custom user agent reaches the store on
+ * every request). What it leaves out is what these operations do not need on the happy path:
+ * retries, redirects, error handling.
  *
  * The rule: the direct attempt is taken only when it is the same request the SDK would send:
  * - the client has no middleware beyond the SDK's own and s3xfer's (see {@link KNOWN_MIDDLEWARE})
@@ -116,6 +119,8 @@ interface Signer {
 /** What a direct attempt needs of one client, worked out at its first request. */
 interface ClientRoute {
   signer: Promise<Signer>;
+  /** The user-agent headers the client's middleware writes (`user-agent`, `x-amz-user-agent`). */
+  userAgent?: Promise<Record<string, string>>;
   /** Per bucket: where and how its requests go, or `false` for buckets left to the SDK. */
   buckets: Map<string, Promise<BucketRoute | false>>;
 }
@@ -287,12 +292,27 @@ async function signedRequest(
     request.headers['content-length'] = String(Buffer.byteLength(body));
   }
   if (options.payloadSha256) request.headers['x-amz-content-sha256'] = options.payloadSha256;
+  // Without one (a provider that failed), requests go without, as they would with no middleware.
+  route.client.userAgent ??= userAgentOf(config, request).catch(() => ({}));
+  Object.assign(request.headers, await route.client.userAgent);
   const signer = await route.client.signer;
   return signer.sign(request, {
     signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
     signingRegion: route.signingRegion,
     signingService: route.signingService,
   });
+}
+
+/**
+ * The user-agent headers the client's requests carry: the SDK's own user-agent middleware, with
+ * the client's config (its app id, a custom user agent), run once on a copy of `request`.
+ */
+async function userAgentOf(config: ClientConfig, request: HttpRequest): Promise<Record<string, string>> {
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(request)), request, { headers: {}, body: undefined });
+  const capture = async (args: { request: unknown }) => ({ output: args.request as HttpRequest, response: undefined });
+  const { output } = await userAgentMiddleware(config as never)(capture as never, {})({ input: {}, request: copy });
+  const headers = (output as unknown as HttpRequest).headers;
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => name === 'user-agent' || name === 'x-amz-user-agent'));
 }
 
 /** An attempt's error as the SDK's retry middleware describes it to its retry strategy. */

@@ -61,11 +61,11 @@ async function text(output: GetObjectCommandOutput): Promise<string> {
 
 /**
  * The headers a request is signed with, and their values, but for those that change each time
- * and the SDK's user agent (a direct attempt sends none).
+ * (the SDK's invocation headers, the date).
  */
 function signedHeaders(r: ReceivedRequest): Record<string, string | string[] | undefined> {
   const names = /SignedHeaders=([^,]+)/.exec(String(r.headers.authorization))![1]!.split(';');
-  const kept = names.filter((n) => !n.startsWith('amz-sdk-') && n !== 'x-amz-date' && n !== 'x-amz-user-agent');
+  const kept = names.filter((n) => !n.startsWith('amz-sdk-') && n !== 'x-amz-date');
   return Object.fromEntries(kept.map((n) => [n, r.headers[n]]));
 }
 
@@ -132,6 +132,27 @@ describe('the direct first attempt', () => {
     expect(requests.slice(2).map(viaSdk)).toEqual([false, true]);
     expect((directError as Error).name).toBe((sdkError as Error).name);
     expect(directError).toMatchObject({ $metadata: { httpStatusCode: 404 } });
+  });
+
+  it('carries the user agent the SDK would send, the app id of the client’s config included', async () => {
+    handler = ok;
+    const before = process.env.AWS_SDK_UA_APP_ID;
+    process.env.AWS_SDK_UA_APP_ID = 'ci-pipeline-7';
+    try {
+      const c = client();
+      await sendS3(c, new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+      await sendS3(c, new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }));
+      await c.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    } finally {
+      if (before === undefined) delete process.env.AWS_SDK_UA_APP_ID;
+      else process.env.AWS_SDK_UA_APP_ID = before;
+    }
+    expect(requests.map(viaSdk)).toEqual([false, false, true]);
+    // The same sections but the metrics of the features a request used (`m/…`: the SDK's retry loop).
+    const agent = (r: ReceivedRequest) => String(r.headers['user-agent']).replace(/ m\/\S+/, '');
+    expect(agent(requests[0]!)).toMatch(/^aws-sdk-js\/\S+ .* api\/s3#\S+ app\/ci-pipeline-7$/);
+    expect(requests.map(agent)).toEqual([agent(requests[2]!), agent(requests[2]!), agent(requests[2]!)]);
+    expect(requests.map((r) => r.headers['x-amz-user-agent'])).toEqual(Array(3).fill(requests[2]!.headers['x-amz-user-agent']));
   });
 
   it('gives a body of known length its Content-Length when the input has none, signed, as the SDK does', async () => {
