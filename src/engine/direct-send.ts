@@ -1,5 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { userAgentMiddleware } from '@aws-sdk/core/client';
+import { s3ExpiresMiddleware, throw200ExceptionsMiddleware } from '@aws-sdk/middleware-sdk-s3';
 import { getEndpointFromInstructions, toEndpointV1 } from '@smithy/core/endpoints';
 import { getRetryAfterHint, isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
 import { operation } from '@smithy/core/schema';
@@ -22,10 +23,11 @@ import { noteAttempt } from './throttle.js';
  * What the direct attempt uses is the client's, never a copy: its endpoint rules (resolved once
  * per bucket), its protocol (the request's serialisation and the response's parsing, errors
  * included), its SigV4 signer and clock-skew offset, its credentials, its request handler
- * (connection pool, proxies, TLS, timeouts), and the user-agent headers its own middleware
- * writes (worked out once per client, so an app id or a custom user agent reaches the store on
- * every request). What it leaves out is what these operations do not need on the happy path:
- * retries, redirects, error handling.
+ * (connection pool, proxies, TLS, timeouts), the user-agent headers its own middleware writes
+ * (worked out once per client, so an app id or a custom user agent reaches the store on every
+ * request), and the operations' own checks of the raw answer (a 200 that is an S3 error, an
+ * Expires that is not a date: {@link RESPONSE_MIDDLEWARE}). What it leaves out is what these
+ * operations do not need on the happy path: retries, redirects, error handling.
  *
  * The rule: the direct attempt is taken only when it is the same request the SDK would send:
  * - the client has no middleware beyond the SDK's own and s3xfer's (see {@link KNOWN_MIDDLEWARE})
@@ -89,6 +91,20 @@ const DIRECT_INPUTS: Record<string, ReadonlySet<string>> = {
   // ChecksumMode is a plain header for HeadObject (no flexible-checksum middleware on it).
   HeadObject: new Set(['Bucket', 'Key', 'VersionId', 'IfMatch', 'PartNumber', 'ChecksumMode', 'RequestPayer', 'ExpectedBucketOwner']),
   UploadPart: new Set(['Bucket', 'Key', 'Body', 'ContentLength', 'UploadId', 'PartNumber', 'RequestPayer', 'ExpectedBucketOwner']),
+};
+
+/**
+ * The operations' own middleware that looks at the raw answer before it is parsed (S3Client's
+ * command definitions), run on a direct attempt's answer too: a 2xx whose body is an S3 `<Error>`
+ * becomes the 503 it is (throw200Exceptions: retried, never taken for a stored object), and an
+ * `Expires` header that is not a date stays a string (`ExpiresString`) instead of failing the
+ * request (s3Expires: users set any Expires they like).
+ */
+const RESPONSE_MIDDLEWARE: Record<string, readonly ((config: never) => unknown)[]> = {
+  GetObject: [s3ExpiresMiddleware],
+  HeadObject: [throw200ExceptionsMiddleware, s3ExpiresMiddleware],
+  PutObject: [throw200ExceptionsMiddleware],
+  UploadPart: [throw200ExceptionsMiddleware],
 };
 
 /** The client middleware a direct attempt may skip: the SDK's own (S3Client's constructor) and s3xfer's observer. */
@@ -165,7 +181,19 @@ export async function sendS3<Output>(client: S3Client, command: object, options:
   if (options.payloadSha256) signPayloadAs(sdkCommand, options.payloadSha256);
   const send = () =>
     client.send(command as never, options.abortSignal ? { abortSignal: options.abortSignal } : undefined) as Promise<Output>;
-  return first?.failed ? retryAfter(first.failed, send) : send();
+  if (!first?.failed) return send();
+  // The SDK's retry loop counts its own attempts from 1 after a first one made here: when it made
+  // only one, its count (in `$metadata.attempts`, and the error messages built from it) is one short.
+  const counted = (result: { $metadata?: { attempts?: number } } | undefined) => {
+    if (result?.$metadata?.attempts === 1) result.$metadata.attempts = 2;
+    return result;
+  };
+  return retryAfter(first.failed, send).then(
+    (output) => counted(output as never) as Output,
+    (error: unknown) => {
+      throw counted(error as never);
+    },
+  );
 }
 
 /**
@@ -257,6 +285,7 @@ async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute
   // The client's protocol parses the answer, an error too (into the SDK's typed exception).
   let output: object;
   try {
+    await inspectAnswer(config, command, signed, response);
     output = await config.protocol.deserializeResponse(schema, route.context, response);
   } catch (error) {
     // A 2xx that could not be parsed leaves its body unread: free the connection now, not at its idle timeout.
@@ -313,6 +342,18 @@ async function userAgentOf(config: ClientConfig, request: HttpRequest): Promise<
   const { output } = await userAgentMiddleware(config as never)(capture as never, {})({ input: {}, request: copy });
   const headers = (output as unknown as HttpRequest).headers;
   return Object.fromEntries(Object.entries(headers).filter(([name]) => name === 'user-agent' || name === 'x-amz-user-agent'));
+}
+
+/** Runs the operation's {@link RESPONSE_MIDDLEWARE} on the raw `response`, which they may change. */
+async function inspectAnswer(config: ClientConfig, command: SdkCommand, request: HttpRequest, response: HttpResponse): Promise<void> {
+  const name = (command.schema as unknown[])[2] as string;
+  type Handler = (args: object) => Promise<{ response: HttpResponse; output: object }>;
+  let handler: Handler = async () => ({ response, output: {} });
+  const context = { clientName: 'S3Client', commandName: `${name}Command`, logger: config.logger };
+  for (const middleware of RESPONSE_MIDDLEWARE[name] ?? []) {
+    handler = (middleware(config as never) as (next: Handler, context: object) => Handler)(handler, context);
+  }
+  await handler({ input: command.input, request });
 }
 
 /** An attempt's error as the SDK's retry middleware describes it to its retry strategy. */

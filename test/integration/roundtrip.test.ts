@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, uploadFile } from '../../src/index.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
@@ -98,6 +99,29 @@ describe('round trips through the real S3 server are byte-for-byte', () => {
     await uploadFile(client, other, bucket, 'nested/path/named-object.bin');
     await downloadFile(client, bucket, 'nested/path/named-object.bin', into);
     expect(await sha256File(join(into, 'named-object.bin'))).toBe(await sha256File(other));
+    await rm(into, { recursive: true });
+  });
+});
+
+describe('objects with headers the SDK parses leniently', () => {
+  it('an object whose Expires header is not a date downloads (HEAD and GET), as it does through the SDK', async () => {
+    // S3 and Ceph store any Expires a client sends; the SDK keeps one that is not a date as ExpiresString.
+    const put = new PutObjectCommand({ Bucket: bucket, Key: 'odd-expires.txt', Body: 'bytes with an odd header' });
+    put.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { headers: Record<string, string> }).headers.expires = 'when pigs fly';
+        return next(args);
+      },
+      { step: 'build' },
+    );
+    await client.send(put);
+    expect(await client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'odd-expires.txt' }))).toMatchObject({
+      ExpiresString: 'when pigs fly',
+    });
+    const into = await tempDir();
+    const result = await downloadFile(client, bucket, 'odd-expires.txt', join(into, 'odd.txt'));
+    expect(result.verified).toBe('md5-etag');
+    expect(await readFile(join(into, 'odd.txt'), 'utf8')).toBe('bytes with an odd header');
     await rm(into, { recursive: true });
   });
 });

@@ -260,6 +260,45 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
     ]);
   });
 
+  it('a 200 whose body is an S3 error is the 503 it is: retried, and thrown as the SDK throws it (PutObject, UploadPart)', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>m</Message></Error>');
+    };
+    const c = client(); // maxAttempts 3
+    const part = { Bucket: 'bkt', Key: 'k', UploadId: 'u1', PartNumber: 1, Body: 'five!' };
+    for (const command of [new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }), new UploadPartCommand(part)]) {
+      requests.length = 0;
+      const direct = await sendS3(c, command).catch((e: unknown) => e as Error & { $metadata: object });
+      expect(requests.map(viaSdk)).toEqual([false, true, true]);
+      const sdk = await c.send(command as PutObjectCommand).catch((e: unknown) => e as Error & { $metadata: object });
+      expect(direct).toBeInstanceOf(Error);
+      expect([direct.name, direct.$metadata]).toMatchObject([sdk.name, { httpStatusCode: 503, attempts: 3 }]);
+    }
+  });
+
+  it('an Expires header that is not a date is kept as ExpiresString, as the SDK keeps it (GetObject, HeadObject)', async () => {
+    handler = (req, res) => {
+      res.writeHead(200, { 'content-length': 5, etag: '"e"', expires: 'when pigs fly' });
+      res.end(req.method === 'HEAD' ? undefined : 'hello');
+    };
+    const c = client();
+    const get = await sendS3<GetObjectCommandOutput>(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(await text(get)).toBe('hello');
+    const head = await sendS3<HeadObjectCommandOutput>(c, new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    const sdk = await c.send(new HeadObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+    expect(requests.map(viaSdk)).toEqual([false, false, true]);
+    for (const output of [get, head, sdk]) expect([output.Expires, output.ExpiresString]).toEqual([undefined, 'when pigs fly']);
+  });
+
+  it('a transient error then one more that ends the attempts counts both in the error, as the SDK counts its own', async () => {
+    handler = (_req, res) => s3Error(res, 503, 'SlowDown');
+    const c = client({ maxAttempts: 2 });
+    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e as { $metadata: object });
+    expect(requests.map(viaSdk)).toEqual([false, true]);
+    expect(direct.$metadata).toMatchObject({ httpStatusCode: 503, attempts: 2 });
+  });
+
   it('a 2xx answer it cannot parse fails as the SDK fails, and frees its connection at once', { timeout: 15_000 }, async () => {
     const body = Buffer.alloc(4 * 1024 * 1024, 1); // more than the socket buffers: unread, it holds the connection
     handler = (req, res) => {
