@@ -76,3 +76,11 @@ export function keyBaseName(key: string): string {
   }
   return name;
 }
+
+/**
+ * A key taken as a directory, as `cp --recursive`, `sync` and `rm --recursive` take it: `a/b` and
+ * `a/b/` both mean `a/b/` (never the keys `a/bc` or `a/b.txt`); `''` is the whole bucket.
+ */
+export function directoryPrefix(key: string): string {
+  return key === '' || key.endsWith('/') ? key : `${key}/`;
+}

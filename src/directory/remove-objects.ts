@@ -1,6 +1,6 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { S3ServiceError, type S3xferError } from '../errors.js';
-import { formatS3Url } from '../location.js';
+import { directoryPrefix, formatS3Url } from '../location.js';
 import { deleteObjects } from '../storage/delete-objects.js';
 import { createFilter, type FilterRule } from '../storage/filters.js';
 import { listS3 } from '../storage/s3-listing.js';
@@ -8,7 +8,10 @@ import { toS3xferError } from '../transfer/error-mapping.js';
 
 /** Options of {@link removeObjects}. */
 export interface RemoveOptions {
-  /** Delete every object under `key` taken as a prefix. Default false: `key` is one object. */
+  /**
+   * Delete every object under `key` taken as a directory (`a/b` and `a/b/` both mean the keys
+   * under `a/b/`, never `a/bc`), as `cp --recursive` and `sync` take it. Default false: `key` is one object.
+   */
   recursive?: boolean;
   /** `--exclude`/`--include` rules (recursive only), matched against keys relative to the prefix. */
   filters?: FilterRule[];
@@ -47,7 +50,7 @@ export async function removeObjects(
   }
   const filter = createFilter(options.filters ?? []);
   async function* keys(): AsyncGenerator<string> {
-    for await (const entry of listS3(client, bucket, key, { signal: options.signal })) {
+    for await (const entry of listS3(client, bucket, directoryPrefix(key), { signal: options.signal })) {
       if (entry.kind === 'file' && filter(entry.relative)) yield entry.s3!.key;
     }
   }

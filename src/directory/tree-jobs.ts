@@ -4,7 +4,7 @@ import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { SiblingFailed } from '../engine/transfer-context.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
-import { formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
+import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
 import { statSyncOrUndefined } from '../sinks/download-file.js';
 import { deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
@@ -199,7 +199,7 @@ async function* walked<T extends LocalListingEntry | S3ListingEntry>(listing: As
 
 /** The prefix of an S3 location taken as a directory: `a/b` and `a/b/` both mean `a/b/`. */
 function prefixOf(location: S3Location): string {
-  return location.key === '' || location.key.endsWith('/') ? location.key : `${location.key}/`;
+  return directoryPrefix(location.key);
 }
 
 function directionError(source: Location, destination: Location): UsageError {

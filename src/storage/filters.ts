@@ -27,6 +27,13 @@ const FNMATCH_LIKE: picomatch.PicomatchOptions = {
 };
 
 /**
+ * A literal first segment put before every pattern and path, as the aws CLI joins both to the
+ * source root. Without it, picomatch would never let a leading `*` match a `.` or `..` segment
+ * (`--exclude '*'` would not exclude the key `../a`, and `rm --recursive` would delete it).
+ */
+const ROOT = 'root';
+
+/**
  * Builds the filter of `--exclude`/`--include` with the aws CLI's semantics
  * (https://docs.aws.amazon.com/cli/latest/reference/s3/index.html, "Use of Exclude and Include
  * Filters"; awscli/customizations/s3/filters.py): every path is included by default; the rules
@@ -38,7 +45,8 @@ const FNMATCH_LIKE: picomatch.PicomatchOptions = {
  * only `.txt` files, at any depth, and `--include '*.txt' --exclude '*'` keeps nothing.
  *
  * Differences from `fnmatch`, from picomatch: `?` and `[!seq]` never match `/`, and a `**` segment
- * also matches no directory at all (the pattern `**` + `/a` matches `a`).
+ * also matches no directory at all (the pattern `**` + `/a` matches `a`). Like `fnmatch`, `*`
+ * matches `.` and `..` segments too: keys such as `../a` are filtered like any other.
  *
  * @param rules In command-line order. Default: none, which includes everything.
  * @throws {UsageError} (`InvalidFilter`) for an empty pattern.
@@ -49,12 +57,13 @@ export function createFilter(rules: readonly FilterRule[] = []): PathFilter {
     if (rule.pattern === '') throw new UsageError(`--${rule.type} needs a pattern`, 'InvalidFilter');
     // fnmatch has no escape character and no groups: make backslashes and parentheses literal.
     const pattern = rule.pattern.replace(/[\\()]/g, (c) => `\\${c}`);
-    return { include: rule.type === 'include', matches: picomatch(pattern, FNMATCH_LIKE) };
+    return { include: rule.type === 'include', matches: picomatch(`${ROOT}/${pattern}`, FNMATCH_LIKE) };
   });
   // The last matching rule wins: look from the end and stop at the first match.
   matchers.reverse();
   return (relative) => {
-    for (const { include, matches } of matchers) if (matches(relative)) return include;
+    const path = `${ROOT}/${relative}`;
+    for (const { include, matches } of matchers) if (matches(path)) return include;
     return true;
   };
 }

@@ -599,6 +599,21 @@ describe('removeObjects (rm)', () => {
     expect(await keysUnder('rm-sibling/')).toEqual(['e.txt']);
   });
 
+  it('takes the prefix as a directory ("pre" means "pre/", never "prefix-other"), its filters relative to it', async () => {
+    await putObjects({ pre: 'the object pre', 'pre/x': 'x', 'pre/y.log': 'y', 'prefix-other': 'o' });
+    const removed = await removeObjects(client, bucket, 'pre', { recursive: true, filters: [{ type: 'exclude', pattern: 'x' }] });
+    expect(removed).toEqual({ deleted: 1, deleteFailed: 0 });
+    expect(await keysUnder('pre')).toEqual(['', '/x', 'fix-other']);
+  });
+
+  it('never deletes what "--exclude \'*\'" protects, keys with "." and ".." segments included', async () => {
+    // Keys are free text: S3 stores "ex/../a" as is (s3xfer never downloads it outside the directory).
+    await putObjects({ 'ex/..': '1', 'ex/../a': '2', 'ex/./b': '3', 'ex/.': '4', 'ex/d': '5' });
+    const removed = await removeObjects(client, bucket, 'ex/', { recursive: true, filters: [{ type: 'exclude', pattern: '*' }] });
+    expect(removed).toEqual({ deleted: 0, deleteFailed: 0 });
+    expect(await keysUnder('ex/')).toEqual(['.', '..', '../a', './b', 'd']);
+  });
+
   it('reports the keys the store refuses, one by one, and deletes the others', async () => {
     await putObjects({ 'guarded/keep-1': 'x', 'guarded/free-1': 'x', 'guarded/keep-2': 'x', 'guarded/free-2': 'x' });
     await client.send(

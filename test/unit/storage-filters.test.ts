@@ -41,6 +41,14 @@ describe('createFilter: the aws CLI exclude/include semantics', () => {
     expect(kept([exclude('*'), include('.*')], ['.hidden', 'd/.x', 'y'])).toEqual(['.hidden']);
   });
 
+  it('filters "." and ".." segments like any other name (keys may have them: "--exclude \'*\'" must protect them)', () => {
+    const dotted = ['..', '.', '../a', './b', 'a/../b', 'd/..', '../x.txt', 'x'];
+    expect(kept([exclude('*')], dotted)).toEqual([]);
+    expect(kept([exclude('*'), include('*.txt')], dotted)).toEqual(['../x.txt']);
+    expect(kept([exclude('../*')], dotted)).toEqual(['..', '.', './b', 'a/../b', 'd/..', 'x']);
+    expect(kept([exclude('?')], dotted)).toEqual(['..', '../a', './b', 'a/../b', 'd/..', '../x.txt']);
+  });
+
   it('supports ?, [seq] and [!seq]', () => {
     const names = ['a1', 'a2', 'ab', 'a12', 'b1'];
     expect(kept([exclude('*'), include('a?')], names)).toEqual(['a1', 'a2', 'ab']);
