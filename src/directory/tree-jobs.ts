@@ -13,7 +13,7 @@ import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.j
 import { listLocal } from '../storage/local-listing.js';
 import { listS3 } from '../storage/s3-listing.js';
 import { type CompareOptions, compareListings, type SyncDecision, type SyncMode } from '../storage/sync-compare.js';
-import { fileErrorReason, isAbortError, toS3xferError } from '../transfer/error-mapping.js';
+import { fileError, fileErrorReason, isAbortError, toS3xferError } from '../transfer/error-mapping.js';
 import type { UploadExtraArgs } from '../transfer/upload.js';
 import { type Shard, ShardSlicer, shardWeight } from './shard.js';
 
@@ -325,7 +325,20 @@ class TreeJob {
     if (info && !info.isDirectory()) {
       throw new UsageError(`${location.path}: is a file, but a directory is needed to receive many objects`, 'NotADirectory');
     }
-    if (!info && !this.options.dryRun) await mkdir(location.path, { recursive: true });
+    if (!info && !this.options.dryRun) {
+      try {
+        await mkdir(location.path, { recursive: true });
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ENOTDIR' || code === 'EEXIST') {
+          throw new UsageError(
+            `${location.path}: a part of this path is a file, but a directory is needed to receive many objects`,
+            'NotADirectory',
+          );
+        }
+        throw fileError(location.path, error, { operation: 'download', destination: location.path }, 'cannot create the directory');
+      }
+    }
     return location.path;
   }
 

@@ -533,6 +533,13 @@ describe('bad input is refused before anything changes', () => {
       const fileInTheWay = await rejection(job(s3('bad/'), local(file)));
       expect(fileInTheWay).toBeInstanceOf(UsageError);
       expect(fileInTheWay).toMatchObject({ code: 'NotADirectory' });
+      // A file as a part of the path (`a-file/sub`): the same one-line refusal, not a raw ENOTDIR.
+      const fileInThePath = await rejection(job(s3('bad/'), local(join(file, 'sub'))));
+      expect(fileInThePath).toBeInstanceOf(UsageError);
+      expect(fileInThePath).toMatchObject({
+        code: 'NotADirectory',
+        message: `${join(file, 'sub')}: a part of this path is a file, but a directory is needed to receive many objects`,
+      });
     }
     expect(await readFile(file, 'utf8')).toBe('stays');
 
