@@ -13,7 +13,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { loadSharedConfigFiles } from '@smithy/core/config';
-import { UsageError } from './errors.js';
+import { CredentialsError, UsageError } from './errors.js';
 
 /** Environment variables, as in `process.env` (the CLI passes that; tests pass their own). */
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -270,13 +270,34 @@ export async function resolveCaBundle({ profile, env }: CaBundleSources): Promis
   const home = env.HOME || env.USERPROFILE || homedir();
   const fromEnv = env.AWS_CA_BUNDLE?.trim();
   if (fromEnv) return expandHome(fromEnv, home);
-  const { configFile, credentialsFile } = await loadSharedConfigFiles({
-    configFilepath: env.AWS_CONFIG_FILE || join(home, '.aws', 'config'),
-    filepath: env.AWS_SHARED_CREDENTIALS_FILE || join(home, '.aws', 'credentials'),
-  });
+  const { configFile, credentialsFile } = await sharedConfigFiles(env, home);
   const name = profile || env.AWS_PROFILE || 'default';
   const value = (credentialsFile[name]?.ca_bundle ?? configFile[name]?.ca_bundle)?.trim();
   return value ? expandHome(value, home) : undefined;
+}
+
+/**
+ * Checks that a profile named on purpose (`--profile`, `AWS_PROFILE`) is in ~/.aws/config or
+ * ~/.aws/credentials, as the aws CLI does ("The config profile (x) could not be found"): the
+ * SDK would only say that no provider had credentials.
+ * @throws {CredentialsError} (`ProfileNotFound`) when neither file has it.
+ */
+export async function assertProfileExists({ profile, env }: CaBundleSources): Promise<void> {
+  const name = profile || env.AWS_PROFILE;
+  if (!name) return;
+  const { configFile, credentialsFile } = await sharedConfigFiles(env, env.HOME || env.USERPROFILE || homedir());
+  if (configFile[name] === undefined && credentialsFile[name] === undefined) {
+    const from = profile ? '--profile' : 'AWS_PROFILE';
+    throw new CredentialsError(`the profile "${name}" (${from}) is in neither ~/.aws/config nor ~/.aws/credentials`, 'ProfileNotFound');
+  }
+}
+
+/** ~/.aws/config and ~/.aws/credentials (or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name), by profile. */
+function sharedConfigFiles(env: NodeJS.ProcessEnv, home: string) {
+  return loadSharedConfigFiles({
+    configFilepath: env.AWS_CONFIG_FILE || join(home, '.aws', 'config'),
+    filepath: env.AWS_SHARED_CREDENTIALS_FILE || join(home, '.aws', 'credentials'),
+  });
 }
 
 function expandHome(path: string, home: string): string {

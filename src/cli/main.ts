@@ -74,7 +74,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         client: () => {
           client ??= (async () => {
             const { createS3Client } = await import('../client.js');
-            const { resolveCaBundle } = await import('../network.js');
+            const { assertProfileExists, resolveCaBundle } = await import('../network.js');
+            await assertProfileExists({ profile: args.profile, env });
             const caBundle = args.caBundle || (await resolveCaBundle({ profile: args.profile, env }));
             return createS3Client(clientOptionsFrom(args, env, config, caBundle));
           })();

@@ -300,6 +300,19 @@ describe('bad credentials exit 253 (a configuration problem, as in the aws CLI)'
     await expectBucketUnchanged();
   });
 
+  it('a --profile that is in no config file: says so in one line, nothing stored', async () => {
+    const none = await freshDir('no-aws-files');
+    const extraEnv = { AWS_CONFIG_FILE: join(none, 'config'), AWS_SHARED_CREDENTIALS_FILE: join(none, 'credentials') };
+    const result = await s3xfer(['cp', smallFile, `s3://${bucket}/no-profile.bin`, '--profile', 'nosuch'], { extraEnv });
+
+    expectFailure(
+      result,
+      253,
+      /^s3xfer: error: the profile "nosuch" \(--profile\) is in neither ~\/\.aws\/config nor ~\/\.aws\/credentials$/m,
+    );
+    await expectNothingUploaded('no-profile.bin');
+  });
+
   it.each(cases)('download with $what: says so, no file created', async ({ env, says }) => {
     const dir = await freshDir('bad-credentials');
 

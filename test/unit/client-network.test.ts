@@ -2,8 +2,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createS3Client, UsageError } from '../../src/index.js';
-import { type ProxyOption, proxyForUrl, resolveCaBundle } from '../../src/network.js';
+import { CredentialsError, createS3Client, UsageError } from '../../src/index.js';
+import { assertProfileExists, type ProxyOption, proxyForUrl, resolveCaBundle } from '../../src/network.js';
 import { ProxyRoutingHandler } from '../../src/proxy-handler.js';
 import { rm, tempDir } from '../helpers/files.js';
 import { makeTestCertificates } from '../helpers/network.js';
@@ -226,6 +226,25 @@ describe('resolveCaBundle: the CA bundle the aws CLI would use', () => {
   it('the credentials file overrides the config file, as in botocore', async () => {
     const env = await files(CONFIG, '[work]\nca_bundle = /etc/corp/from-credentials.pem\n');
     expect(await resolveCaBundle({ profile: 'work', env })).toBe('/etc/corp/from-credentials.pem');
+  });
+
+  it('a profile named on purpose must exist in one of the files (the aws CLI: "could not be found"); none named, nothing to check', async () => {
+    const env = await files(CONFIG, '[keys-only]\naws_access_key_id = A\n');
+    await assertProfileExists({ profile: 'work', env });
+    await assertProfileExists({ profile: 'keys-only', env });
+    await assertProfileExists({ env });
+    await assertProfileExists({ env: { ...env, AWS_PROFILE: 'none' } });
+    const missing = await assertProfileExists({ profile: 'nosuch', env }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(CredentialsError);
+    expect(missing).toMatchObject({
+      code: 'ProfileNotFound',
+      message: 'the profile "nosuch" (--profile) is in neither ~/.aws/config nor ~/.aws/credentials',
+    });
+    const fromEnv = await assertProfileExists({ env: { ...env, AWS_PROFILE: 'typo' } }).catch((e: unknown) => e);
+    expect(fromEnv).toMatchObject({
+      code: 'ProfileNotFound',
+      message: 'the profile "typo" (AWS_PROFILE) is in neither ~/.aws/config nor ~/.aws/credentials',
+    });
   });
 
   it('no files, no variable: undefined', async () => {
