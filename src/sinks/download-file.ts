@@ -182,10 +182,26 @@ async function threadPoolCalls(tempPath: string, mode: number | undefined): Prom
     writev: async (chunks, position) => (await handle.writev(chunks, position)).bytesWritten,
     write: async (chunk, offset, length, position) => (await handle.write(chunk, offset, length, position)).bytesWritten,
     close: () => handle.close(),
-    setTimes: (mtime) => utimes(tempPath, new Date(), mtime),
+    setTimes: (mtime) => utimes(tempPath, new Date(), utimesSeconds(mtime)),
     rename: (to) => rename(tempPath, to),
     unlink: () => unlink(tempPath),
   };
+}
+
+/**
+ * `mtime` as the number of seconds given to `utimes`, chosen so that the file reads back with
+ * exactly that millisecond (an object's LastModified). Node turns a Date into a float number of
+ * seconds (.942 may become .94199999…) and libuv truncates that to the microsecond, so about half
+ * of all times were written a microsecond short (.941999, which the aws CLI's `sync
+ * --exact-timestamps` sees as different). A quarter of a microsecond added exceeds the float's
+ * error (at most 0.12 µs until 2106) and stays below the next microsecond, so the truncation
+ * lands on the millisecond itself (on Windows, which keeps 100 ns, within a fraction of a
+ * microsecond of it). A time before 1970, or not a time, is passed on as the Date: Node reads a
+ * negative number of seconds as "now".
+ */
+function utimesSeconds(mtime: Date): number | Date {
+  const ms = mtime.getTime();
+  return Number.isFinite(ms) && ms >= 0 ? ms / 1000 + 2.5e-7 : mtime;
 }
 
 /** Synchronous calls on the main thread: for a small file each is one quick system call. */
@@ -208,7 +224,7 @@ function syncCalls(tempPath: string, mode: number | undefined): TempFileCalls {
       isOpen = false; // before the call: a close that fails has still let go of the number
       closeSync(fd);
     },
-    setTimes: async (mtime) => utimesSync(tempPath, new Date(), mtime),
+    setTimes: async (mtime) => utimesSync(tempPath, new Date(), utimesSeconds(mtime)),
     rename: async (to) => renameSync(tempPath, to),
     unlink: async () => unlinkSync(tempPath),
   };

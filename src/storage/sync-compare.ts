@@ -86,7 +86,7 @@ interface Keyed {
  * - only at the source → `copy` (`MissingFileSync`);
  * - only at the destination → `delete` with `deleteExtra` (`--delete`), else nothing (`NeverSync`);
  * - on both sides → `copy` or `skip-same` by `mode` (`syncstrategy/base.py`, `compare_size` and
- *   `compare_time`; times compared to the microsecond, as Python's datetimes are):
+ *   `compare_time`; times compared to the millisecond, S3's precision: see {@link syncTimeMs}):
  *   - `size-only`: copy when the sizes differ (`--size-only`).
  *   - `size-and-mtime`, uploads and S3 → S3: copy when the sizes differ or the source is newer
  *     than the destination (the object's LastModified is its upload time, so an unchanged file
@@ -175,12 +175,25 @@ function skipDecision(skipped: SkippedEntry): SyncDecision {
 function copyReason(source: StorageEntry, destination: StorageEntry, mode: SyncMode, direction: SyncDirection): SyncReason | undefined {
   if (source.size !== destination.size) return 'size-differs';
   if (mode === 'size-only') return undefined;
-  // Python datetimes have microsecond resolution; S3 times whole milliseconds (seconds, in fact).
-  const sourceUs = Math.round(source.mtimeMs * 1000);
-  const destinationUs = Math.round(destination.mtimeMs * 1000);
-  if (direction !== 'download') return destinationUs < sourceUs ? 'source-newer' : undefined;
-  if (mode === 'exact-timestamps') return destinationUs !== sourceUs ? 'timestamp-differs' : undefined;
-  return destinationUs > sourceUs ? 'destination-newer' : undefined;
+  const sourceMs = syncTimeMs(source.mtimeMs);
+  const destinationMs = syncTimeMs(destination.mtimeMs);
+  if (direction !== 'download') return destinationMs < sourceMs ? 'source-newer' : undefined;
+  if (mode === 'exact-timestamps') return destinationMs !== sourceMs ? 'timestamp-differs' : undefined;
+  return destinationMs > sourceMs ? 'destination-newer' : undefined;
+}
+
+/**
+ * A listing entry's time as `sync` compares it, in every mode and direction: to the nearest whole
+ * millisecond. An object's LastModified has whole milliseconds at best (often whole seconds), so a
+ * finer comparison only sees noise on the local side: a file's mtime set from a LastModified
+ * through `utimes` (a Date becomes a float number of seconds, which libuv truncates to the
+ * microsecond) reads back up to a microsecond short (.942 as .941999), and `mtimeMs` itself, read
+ * as nanoseconds through a float, is off by a fraction of a microsecond. Rounding, not flooring,
+ * absorbs both; times a millisecond or more apart still compare as different. (The aws CLI
+ * compares Python datetimes, to the microsecond.)
+ */
+function syncTimeMs(mtimeMs: number): number {
+  return Math.round(mtimeMs);
 }
 
 /**
