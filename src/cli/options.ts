@@ -215,7 +215,9 @@ export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, tran
 /** Transfer sizes from flags (`8MiB`, `64MB`, `1GiB`, plain bytes). */
 export function transferConfigFrom(args: GlobalArgs): Partial<TransferConfig> {
   if (args.concurrency !== undefined && !Number.isInteger(args.concurrency)) {
-    throw new UsageError(`invalid --concurrency "${args.concurrency}": expected a whole number from 1 to 1000`, 'InvalidConcurrency');
+    // yargs reads a flag of type number that is not one as NaN: that is not what the user typed.
+    const given = Number.isNaN(args.concurrency) ? 'invalid --concurrency: not a number' : `invalid --concurrency "${args.concurrency}"`;
+    throw new UsageError(`${given}: expected a whole number from 1 to 1000`, 'InvalidConcurrency');
   }
   return {
     partSize: args.partSize === undefined ? undefined : parseSize(args.partSize, '--part-size'),

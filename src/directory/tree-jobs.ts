@@ -288,7 +288,7 @@ class TreeJob {
       );
     });
     if (!info.isDirectory()) {
-      throw new LocalFileError(`${location.path}: is not a directory (drop --recursive to copy one file)`, 'ENOTDIR', {
+      throw new LocalFileError(`${location.path}: is not a directory (to copy one file, use cp without --recursive)`, 'ENOTDIR', {
         source: location.path,
         isSource: true,
       });

@@ -26,7 +26,11 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
   try {
     const info = await handle.stat();
     if (info.isDirectory()) {
-      throw new LocalFileError(`${path}: is a directory (directories are not supported yet; give a file)`, 'EISDIR', context);
+      throw new LocalFileError(
+        `${path}: is a directory (give a file; for a whole directory, cp --recursive or copyTree)`,
+        'EISDIR',
+        context,
+      );
     }
     if (!info.isFile()) throw new LocalFileError(`${path}: not a regular file`, 'ENOTREG', context);
     return { path, handle, size: info.size, mtimeMs: info.mtimeMs };

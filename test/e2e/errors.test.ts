@@ -90,7 +90,7 @@ describe('local source problems exit 2', () => {
 
     const result = await s3xfer(['cp', dir, `s3://${bucket}/directory-source.bin`]);
 
-    expectFailure(result, 2, dir, 'is a directory');
+    expectFailure(result, 2, dir, 'is a directory', 'cp --recursive');
     await expectNothingUploaded('directory-source.bin');
     await expectBucketUnchanged();
   });
@@ -375,6 +375,14 @@ describe('bad flags exit 2', () => {
     const result = await s3xfer(['cp', smallFile, `s3://${bucket}/flags.bin`, '--concurrency', '0']);
 
     expectFailure(result, 2, /concurrency/, /\b1\b/);
+    await expectBucketUnchanged();
+  });
+
+  it('--concurrency abc: not a number (never "NaN")', async () => {
+    const result = await s3xfer(['cp', smallFile, `s3://${bucket}/flags.bin`, '--concurrency', 'abc']);
+
+    const line = expectFailure(result, 2, 'invalid --concurrency: not a number: expected a whole number from 1 to 1000');
+    expect(line).not.toContain('NaN');
     await expectBucketUnchanged();
   });
 
