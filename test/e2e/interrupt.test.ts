@@ -7,15 +7,24 @@
  * the server; a temp file on disk). With --concurrency 1 and 5 MiB parts a 256 MiB transfer takes
  * seconds on a fast local server, and polling sees it start within ~50 ms. If the transfer still
  * ended before the signal could be sent, the test fails: it never passes without an interrupt.
+ *
+ * Directory jobs (cp --recursive, sync) of 8 files of 8 MiB go through the fault proxy
+ * (test/helpers/fault-proxy.ts), which holds the data requests of f5–f8 for a minute: the signal is
+ * sent once f1–f4 are done and f5–f8 are provably under way (temp files, open multipart uploads),
+ * however fast the machine is. The job must end as a single transfer does (130 or 143, the one
+ * "interrupted" line), not as a job whose files failed (exit 1, "4 failed"), and leave nothing
+ * behind: no temp file, no open multipart upload, f1–f4 whole, f5–f8 nowhere.
  */
 
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/index.js';
+import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, listKeys, openMultipartUploads } from '../helpers/s3.js';
+import { cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
+import { keysUnder } from '../helpers/trees.js';
 import { expectExitCode, expectNoNoise } from './expect-cli.js';
 import { type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, pollUntil, type RunningCli, startCli } from './run-cli.js';
 
@@ -28,6 +37,8 @@ let work: string;
 /** A 256 MiB random file, the source of both tests. */
 let bigFile: string;
 const running: RunningCli[] = [];
+/** Fault proxies of the directory tests, closed once their CLIs are stopped. */
+const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
   ({ client, bucket, work } = await openCliWorkspace('int'));
@@ -40,6 +51,7 @@ afterAll(async () => {
     if (cli.running()) cli.child.kill('SIGKILL');
     await cli.result.catch(() => {});
   }
+  for (const proxy of proxies) await proxy.close();
   await closeCliWorkspace({ client, bucket, work });
 });
 
@@ -152,5 +164,147 @@ describe('SIGTERM (a CI job cancelled)', () => {
     expect(result.stderr).toMatch(/^s3xfer: error: interrupted \(SIGTERM\)/m);
     expect(await openMultipartUploads(client, bucket)).toEqual([]);
     expect(await listKeys(client, bucket)).not.toContain(key);
+  });
+});
+
+describe('a directory job (cp --recursive, sync)', () => {
+  const NAMES = ['f1.bin', 'f2.bin', 'f3.bin', 'f4.bin', 'f5.bin', 'f6.bin', 'f7.bin', 'f8.bin'];
+  const DONE = NAMES.slice(0, 4);
+  const HELD = NAMES.slice(4);
+  /** Two 5 MiB parts per 8 MiB file (every upload multipart, every download ranged); 8 of the 10 requests held. */
+  const PARTS = ['--part-size', '5MiB', '--multipart-threshold', '5MiB', '--concurrency', '10'];
+  /** 8 files of 8 MiB: the local source of the uploads, and under `tree/` the source of the downloads. */
+  let tree: string;
+  const shas = new Map<string, string>();
+
+  beforeAll(async () => {
+    tree = join(work, 'tree');
+    await mkdir(tree);
+    for (const name of NAMES) {
+      const path = await randomFile(tree, name, 8 * MiB);
+      shas.set(name, await sha256File(path));
+      await uploadFile(client, path, bucket, `tree/${name}`);
+    }
+  });
+
+  /** f5–f8, the files whose data requests the proxy holds. */
+  const held = (r: ProxiedRequest) => /\/f[5-8]\.bin$/.test(r.path);
+
+  /**
+   * Starts the CLI through a proxy that holds f5–f8's data requests for a minute: each GetObject
+   * after 64 KiB of its body (the temp file is there), each UploadPart before it reaches the store.
+   */
+  async function startHeld(args: string[]): Promise<{ cli: RunningCli; proxy: FaultProxy }> {
+    const proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [
+        { match: (r) => isGetObject(r) && held(r), fault: { type: 'stall', ms: 60_000, afterBytes: 64 * 1024 } },
+        { match: (r) => isUploadPart(r) && held(r), fault: { type: 'stall', ms: 60_000 } },
+      ],
+    });
+    proxies.push(proxy);
+    return { cli: start([...args, ...PARTS, '--endpoint-url', proxy.url]), proxy };
+  }
+
+  /** What the CLI has printed on stdout so far. */
+  function stdoutOf(cli: RunningCli): () => string {
+    let text = '';
+    cli.child.stdout!.on('data', (chunk: string) => (text += chunk));
+    return () => text;
+  }
+
+  /**
+   * The files the CLI has reported done (a result line, or a `--json` record of success): the
+   * signal must come after, for an object can be on the server while its transfer still checks it.
+   */
+  const reportedDone = (stdout: string) =>
+    [...stdout.matchAll(/^(?:(?:upload|download): |\{"type":"transfer".*"success":true).*\/(f\d\.bin)\b/gm)].map((m) => m[1]!).sort();
+
+  /** f1–f4 reported uploaded under `prefix`, f5–f8 open multipart uploads there, held by the proxy. */
+  const uploadsUnderWay = (cli: RunningCli, proxy: FaultProxy, prefix: string) => {
+    const stdout = stdoutOf(cli);
+    return async () => {
+      const done = reportedDone(stdout());
+      const open = (await openMultipartUploads(client, bucket)).map((u) => u.Key).sort();
+      return done.length === DONE.length && open.length === HELD.length && proxy.stats.faults >= HELD.length
+        ? { done, open, keys: await keysUnder(client, bucket, prefix) }
+        : undefined;
+    };
+  };
+
+  /** The interrupted command's one line: no job summary, no failed files. */
+  function expectInterrupted(result: CliResult, signal: NodeJS.Signals): void {
+    expect(result.stderr, describeResult(result)).toBe(`s3xfer: error: interrupted (${signal}); nothing was left behind\n`);
+  }
+
+  it('Ctrl-C during cp --recursive s3://… DIR: exits 130, says it was interrupted, no failures, no temp files', async () => {
+    const dir = join(work, 'download');
+    const { cli, proxy } = await startHeld(['cp', '--recursive', `s3://${bucket}/tree/`, dir, '--no-progress']);
+    const stdout = stdoutOf(cli);
+    const { evidence, result } = await interruptOnce(cli, 'f1–f4 downloaded and f5–f8 under way', async () => {
+      const done = reportedDone(stdout());
+      const temps = await leftoverTempFiles(dir).catch(() => []);
+      return done.length === DONE.length && temps.length === HELD.length && proxy.stats.faults >= HELD.length ? { done, temps } : undefined;
+    });
+
+    expect(evidence.done).toEqual(DONE);
+    expectExitCode(result, 130);
+    expectInterrupted(result, 'SIGINT');
+    expectNoNoise(result.stderr);
+    // The files done before the signal are reported as done, and only they.
+    const lines = result.stdout.split('\n').filter(Boolean);
+    expect(lines.map((line) => line.match(/^download: s3:\/\/\S+\/(f\d\.bin) → /)?.[1]).sort()).toEqual(DONE);
+    expect(await leftoverTempFiles(dir), 'the temp files must be removed').toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(DONE);
+    for (const name of DONE) expect(await sha256File(join(dir, name))).toBe(shas.get(name));
+  });
+
+  it('Ctrl-C during cp --recursive DIR s3://…: exits 130, aborts the multipart uploads, stores only whole files', async () => {
+    const { cli, proxy } = await startHeld(['cp', '--recursive', tree, `s3://${bucket}/up/`, '--no-progress']);
+    const { evidence, result } = await interruptOnce(
+      cli,
+      'f1–f4 uploaded and f5–f8 multipart uploads open',
+      uploadsUnderWay(cli, proxy, 'up/'),
+    );
+
+    expect(evidence.done).toEqual(DONE);
+    expect(evidence.open).toEqual(HELD.map((name) => `up/${name}`));
+    expect(evidence.keys).toEqual(DONE);
+    expectExitCode(result, 130);
+    expectInterrupted(result, 'SIGINT');
+    expectNoNoise(result.stderr);
+    expect(await openMultipartUploads(client, bucket), 'the multipart uploads must be aborted').toEqual([]);
+    expect((await keysUnder(client, bucket, 'up/')).sort()).toEqual(DONE);
+  });
+
+  it('SIGTERM during sync DIR s3://… --json: exits 143, the summary says 143 and interrupted', async () => {
+    const { cli, proxy } = await startHeld(['sync', tree, `s3://${bucket}/sync/`, '--json']);
+    const { result } = await interruptOnce(
+      cli,
+      'f1–f4 uploaded and f5–f8 multipart uploads open',
+      uploadsUnderWay(cli, proxy, 'sync/'),
+      'SIGTERM',
+    );
+
+    expectExitCode(result, 143);
+    const records = result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const summary = records.at(-1)!;
+    expect(summary, describeResult(result)).toMatchObject({
+      type: 'summary',
+      success: false,
+      exitCode: 143,
+      transferred: DONE.length,
+      error: { code: 'Aborted', message: 'interrupted (SIGTERM); nothing was left behind' },
+    });
+    expect(JSON.parse(result.stderr.trim())).toMatchObject({
+      success: false,
+      exitCode: 143,
+      error: 'interrupted (SIGTERM); nothing was left behind',
+    });
+    expect(await openMultipartUploads(client, bucket), 'the multipart uploads must be aborted').toEqual([]);
+    expect((await keysUnder(client, bucket, 'sync/')).sort()).toEqual(DONE);
   });
 });

@@ -1,5 +1,6 @@
 import { parseShard } from '../../directory/shard.js';
 import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-jobs.js';
+import { TransferAbortedError } from '../../errors.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { filterRulesFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
@@ -70,16 +71,28 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
  * Runs a job to its end even when it throws (Ctrl-C, a listing error): every transfer already
  * submitted finishes or cleans up before the command exits. Then the aws CLI's exit codes: 1 when
  * anything failed, 2 when something was skipped, else 0.
+ *
+ * A job stopped by Ctrl-C or SIGTERM was interrupted, however it ended (its listing cut short,
+ * or its last transfers cancelled): it throws the abort, for which `main` exits 130 or 143 with
+ * its one line, as a single transfer does. The transfers the signal cancelled are not failures
+ * of their own, and the job's summary, which would count them as failed, is not printed.
  */
 export async function finishTree(context: CommandContext, job: Promise<TreeSummary>): Promise<number> {
-  let summary: TreeSummary;
+  let outcome: { summary: TreeSummary } | { error: unknown };
   try {
-    summary = await job;
-  } finally {
-    // A lone command waits for everything it started; a line of `run` shares the manager, and its
-    // job has waited for its own transfers.
-    if (!context.batch) await (await context.manager()).drain();
+    outcome = { summary: await job };
+  } catch (error) {
+    outcome = { error };
   }
+  // A lone command waits for everything it started; a line of `run` shares the manager, and its
+  // job has waited for its own transfers.
+  if (!context.batch) await (await context.manager()).drain();
+  if (context.abortSignal.aborted) {
+    const error = 'error' in outcome ? outcome.error : undefined;
+    throw error instanceof TransferAbortedError ? error : new TransferAbortedError({ cause: error ?? context.abortSignal.reason });
+  }
+  if ('error' in outcome) throw outcome.error;
+  const { summary } = outcome;
   context.reporter.summary({ ...summary, failed: summary.failed.length });
   if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
   return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
