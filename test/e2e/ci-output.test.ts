@@ -180,17 +180,17 @@ describe('GITHUB_ACTIONS=true', () => {
     await writeFile(summaryFile, '');
   });
 
-  it('a failed transfer: an ::error line, "%" and the line break escaped; the step summary gets a Markdown table', async () => {
+  it('a failed transfer: an ::error line, "%" and the line break escaped (\\n, as on every line); the step summary gets a Markdown table', async () => {
     const result = await s3xfer(['cp', url(oddKey), 'never.bin'], { env: ghEnv() });
     expectExitCode(result, 1);
-    const escaped = url(oddKey).replace('%', '%25').replace('\n', '%0A');
+    const escaped = url(oddKey).replace('%', '%25').replace('\n', '\\n');
     expect(result.stdout).toBe(`::error title=s3xfer::download ${escaped} → never.bin: ${escaped} does not exist (NoSuchKey, HTTP 404)\n`);
-    expect(result.stderr).toBe(`s3xfer: error: ${url(oddKey)} does not exist (NoSuchKey, HTTP 404)\n`);
+    expect(result.stderr).toBe(`s3xfer: error: ${url(oddKey).replace('\n', '\\n')} does not exist (NoSuchKey, HTTP 404)\n`);
 
     const summary = (await readFile(summaryFile, 'utf8')).replace(/^\| time \| \d+\.\d s \|$/m, '| time | T |');
     expect(summary).toBe(
       [
-        `### s3xfer cp ${url(oddKey).replace('\n', ' ')} never.bin`,
+        `### s3xfer cp ${url(oddKey).replace('\n', '\\n')} never.bin`,
         '',
         '| | |',
         '|---|---|',
@@ -202,7 +202,7 @@ describe('GITHUB_ACTIONS=true', () => {
         '',
         '**Failures**',
         '',
-        `- download ${url(oddKey).replace('\n', ' ')} → never.bin: ${url(oddKey).replace('\n', ' ')} does not exist (NoSuchKey, HTTP 404)`,
+        `- download ${url(oddKey).replace('\n', '\\n')} → never.bin: ${url(oddKey).replace('\n', '\\n')} does not exist (NoSuchKey, HTTP 404)`,
         '',
         '',
       ].join('\n'),
@@ -230,7 +230,7 @@ describe('GITHUB_ACTIONS=true', () => {
     const { records } = jsonStream(failed);
     expect(records).toEqual([expect.objectContaining({ type: 'transfer', success: false })]);
     expect(lines(failed.stderr)).toEqual([
-      expect.stringMatching(/^::error title=s3xfer::download .*100%25%0Asure\.bin/),
+      expect.stringMatching(/^::error title=s3xfer::download .*100%25\\nsure\.bin/),
       expect.stringMatching(/^\{"success":false,/),
     ]);
 

@@ -20,6 +20,8 @@ function timestamp(ms: number | undefined): string {
 /**
  * `s3xfer ls`: buckets; `ls s3://bucket[/prefix]`: objects and common prefixes under the prefix
  * (names relative to its last `/`), or with `--recursive` every key. Same columns as `aws s3 ls`.
+ * Names go to the reporter as they are: it escapes their control characters (a key may have a
+ * line break or an ESC), `--json` keeps them exact.
  */
 export const lsCommand: CliCommand = {
   command: 'ls [path]',
@@ -83,7 +85,8 @@ export const lsCommand: CliCommand = {
     }
     if (args.summarize) {
       reporter.output({
-        text: `\nTotal Objects: ${objects}\n   Total Size: ${args.humanReadable ? formatBytes(bytes) : bytes}`,
+        // Three lines (a blank one first), as the aws CLI prints them: each is made printable on its own.
+        text: ['', `Total Objects: ${objects}`, `   Total Size: ${args.humanReadable ? formatBytes(bytes) : bytes}`],
         json: { type: 'total', objects, bytes },
       });
     }

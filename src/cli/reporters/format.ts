@@ -2,15 +2,63 @@ import prettyMilliseconds from 'pretty-ms';
 import { formatBytes } from '../../config.js';
 import type { TransferResult } from '../../events.js';
 
-/** `upload ./a.bin → s3://b/a.bin` */
-export function describeTransfer(t: { direction: string; source: string; destination: string }): string {
-  return `${t.direction} ${t.source} → ${t.destination}`;
+/**
+ * What may not reach a line people read as it is: C0 and C1 controls and DEL (`\p{Cc}`: line
+ * breaks, ESC, BS, TAB, NEL, …), the Unicode line and paragraph separators (U+2028, U+2029), the
+ * bidi marks, embeddings, overrides and isolates (U+061C, U+200E, U+200F, U+202A–U+202E,
+ * U+2066–U+2069), and lone surrogates. Everything else (é, 日本, emoji with their joiners,
+ * combining marks) is printed as it is.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Zl}\p{Zp}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udfff]/gu;
+const SHORT_ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * Text made safe for a line people read (plain, terminal and GitHub Actions output; `ls`): each
+ * character of {@link UNPRINTABLE} becomes a visible escape, `\n`, `\r` and `\t` for those three,
+ * `\xHH` for the other controls up to U+00FF (ESC is `\x1b`), `\uHHHH` above (`\u2028`,
+ * `\u202e`). A backslash is left as it is: Windows paths read as they are, and escaping twice
+ * changes nothing. So `a\nb` may be a name with a line break or one with a backslash and an `n`:
+ * the exact names are in the `--json` output.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (char) => {
+    const short = SHORT_ESCAPES[char];
+    if (short !== undefined) return short;
+    const code = char.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 }
 
-/** `upload: ./a.bin → s3://b/a.bin  1.0 GiB in 5.2 s (197.0 MiB/s)` */
+/** Lines people read, each made {@link printable}: a name's line break cannot start a line. */
+export function printableLines(text: string | readonly string[]): string {
+  return typeof text === 'string' ? printable(text) : text.map(printable).join('\n');
+}
+
+/**
+ * A stack trace (`--debug`) made {@link printable}: a line break is kept only before a frame
+ * (`    at …`) or a cause (`caused by: …`, see main.ts); any other, as in a message with a key's
+ * line break in it, is escaped like the rest of the message.
+ */
+export function printableStack(stack: string): string {
+  const lines: string[] = [];
+  for (const line of stack.split('\n')) {
+    if (lines.length === 0 || /^ +at |^caused by: /.test(line)) lines.push(line);
+    else lines[lines.length - 1] += `\n${line}`;
+  }
+  return printableLines(lines);
+}
+
+/** `upload ./a.bin → s3://b/a.bin`, {@link printable} */
+export function describeTransfer(t: { direction: string; source: string; destination: string }): string {
+  return printable(`${t.direction} ${t.source} → ${t.destination}`);
+}
+
+/** `upload: ./a.bin → s3://b/a.bin  1.0 GiB in 5.2 s (197.0 MiB/s)`, {@link printable} */
 export function resultLine(result: TransferResult): string {
   const rate = result.seconds > 0 ? ` (${formatBytes(Math.round(result.bytes / result.seconds))}/s)` : '';
-  return `${result.direction}: ${result.source} → ${result.destination}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s${rate}`;
+  return printable(
+    `${result.direction}: ${result.source} → ${result.destination}  ${formatBytes(result.bytes)} in ${result.seconds.toFixed(1)} s${rate}`,
+  );
 }
 
 /** `12.0 MiB / 1.0 GiB (1%)  120.0 MiB/s  ETA 8s` */

@@ -1,16 +1,16 @@
 import { appendFileSync } from 'node:fs';
 import { formatBytes } from '../../config.js';
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
+import { printable } from './format.js';
 import type { JobSummaryView, OutputRecord, Reporter } from './reporter.js';
 
-/** Workflow-command escaping: the runner reads one line per command. */
+/**
+ * Workflow-command escaping: the runner reads one line per command. The text is {@link printable}
+ * first (a key's line break shows as `\n`, as on the lines the inner reporter prints), so no CR or
+ * LF is left for `%0D`/`%0A`; they stay escaped all the same.
+ */
 function escapeData(text: string): string {
-  return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-}
-
-/** Text on one Markdown line: line breaks become spaces. */
-function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ');
+  return printable(text).replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
 /**
@@ -94,12 +94,12 @@ export class GithubActionsReporter implements Reporter {
       ...(s.deleted ? [['deleted', String(s.deleted)]] : []),
     ];
     const table = rows.map(([k, v]) => `| ${k} | ${v} |`).join('\n');
-    const shown = this.failures.slice(0, 20).map((f) => `- ${oneLine(f)}`);
+    const shown = this.failures.slice(0, 20).map((f) => `- ${printable(f)}`);
     const more = this.failures.length > 20 ? [`- … and ${this.failures.length - 20} more`] : [];
     const failures = shown.length ? `\n\n**Failures**\n\n${[...shown, ...more].join('\n')}` : '';
     try {
       // A name with a line break (a key may have one) must not end the heading or a list item early.
-      const heading = `### s3xfer ${oneLine(this.options.command)}`;
+      const heading = `### s3xfer ${printable(this.options.command)}`;
       appendFileSync(this.options.summaryFile, `${heading}\n\n| | |\n|---|---|\n${table}${failures}\n\n`);
     } catch {
       // A step summary that cannot be written must not change the command's outcome.

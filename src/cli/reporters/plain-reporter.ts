@@ -1,11 +1,12 @@
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { ProgressMeter, resultLine, summaryLine } from './format.js';
+import { ProgressMeter, printable, printableLines, printableStack, resultLine, summaryLine } from './format.js';
 import { JobProgress } from './job-progress.js';
 import type { JobSummaryView, OutputRecord, Reporter, ReporterStreams } from './reporter.js';
 
 /**
  * Plain lines for logs (CI): the job's progress at most every `intervalMs` on stderr, one result
- * line per transfer on stdout, warnings and errors on stderr. No control characters.
+ * line per transfer on stdout, warnings and errors on stderr. No control characters: those of
+ * names and messages are escaped (`printable` in format.ts).
  */
 export class PlainReporter implements Reporter {
   private readonly job: JobProgress;
@@ -42,16 +43,16 @@ export class PlainReporter implements Reporter {
   }
 
   output(record: OutputRecord): void {
-    if (this.options.results) this.streams.stdout.write(`${record.text}\n`);
+    if (this.options.results) this.streams.stdout.write(`${printableLines(record.text)}\n`);
   }
 
   warn(message: string): void {
     if (this.options.warnings === false) return;
-    this.streams.stderr.write(`s3xfer: warning: ${message}\n`);
+    this.streams.stderr.write(`s3xfer: warning: ${printable(message)}\n`);
   }
 
   failure(message: string): void {
-    this.streams.stderr.write(`s3xfer: error: ${message}\n`);
+    this.streams.stderr.write(`s3xfer: error: ${printable(message)}\n`);
   }
 
   summary(summary: JobSummaryView): void {
@@ -59,7 +60,7 @@ export class PlainReporter implements Reporter {
   }
 
   error(message: string, details: { stack?: string }): void {
-    this.streams.stderr.write(`s3xfer: error: ${message}\n${details.stack ? `${details.stack}\n` : ''}`);
+    this.streams.stderr.write(`s3xfer: error: ${printable(message)}\n${details.stack ? `${printableStack(details.stack)}\n` : ''}`);
   }
 
   close(): void {}

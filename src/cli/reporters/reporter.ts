@@ -3,8 +3,11 @@ import type { TransferSubscriber } from '../../events.js';
 
 /** A record a command prints as its result: a listed object, a planned change, a deletion. */
 export interface OutputRecord {
-  /** The line people read (stdout). */
-  text: string;
+  /**
+   * The line people read (stdout), or several lines. Names go in as they are: the reporter makes
+   * each line printable (`printable` in format.ts), so a name's control characters are escaped.
+   */
+  text: string | readonly string[];
   /** The same as one JSON object (`--json`). */
   json: Record<string, unknown>;
 }

@@ -1,6 +1,6 @@
 import ora, { type Ora } from 'ora';
 import type { TransferInfo, TransferProgress, TransferResult } from '../../events.js';
-import { resultLine, summaryLine } from './format.js';
+import { printable, printableLines, printableStack, resultLine, summaryLine } from './format.js';
 import { JobProgress } from './job-progress.js';
 import type { JobSummaryView, OutputRecord, Reporter, ReporterStreams } from './reporter.js';
 
@@ -36,7 +36,7 @@ export class TtyReporter implements Reporter {
     // Lines printed above the spinner: clear it, print, let the next render redraw it.
     this.spinner?.clear();
     this.streams.stdout.write(`${resultLine(result)}\n`);
-    for (const warning of result.warnings ?? []) this.streams.stderr.write(`s3xfer: warning: ${warning}\n`);
+    for (const warning of result.warnings ?? []) this.streams.stderr.write(`s3xfer: warning: ${printable(warning)}\n`);
     this.render(true);
   }
 
@@ -47,19 +47,19 @@ export class TtyReporter implements Reporter {
 
   output(record: OutputRecord): void {
     this.spinner?.clear();
-    if (this.results) this.streams.stdout.write(`${record.text}\n`);
+    if (this.results) this.streams.stdout.write(`${printableLines(record.text)}\n`);
     this.render(true);
   }
 
   warn(message: string): void {
     this.spinner?.clear();
-    this.streams.stderr.write(`s3xfer: warning: ${message}\n`);
+    this.streams.stderr.write(`s3xfer: warning: ${printable(message)}\n`);
     this.render(true);
   }
 
   failure(message: string): void {
     this.spinner?.clear();
-    this.streams.stderr.write(`s3xfer: error: ${message}\n`);
+    this.streams.stderr.write(`s3xfer: error: ${printable(message)}\n`);
     this.render(true);
   }
 
@@ -70,7 +70,7 @@ export class TtyReporter implements Reporter {
 
   error(message: string, details: { stack?: string }): void {
     this.stopSpinner();
-    this.streams.stderr.write(`s3xfer: error: ${message}\n${details.stack ? `${details.stack}\n` : ''}`);
+    this.streams.stderr.write(`s3xfer: error: ${printable(message)}\n${details.stack ? `${printableStack(details.stack)}\n` : ''}`);
   }
 
   close(): void {
