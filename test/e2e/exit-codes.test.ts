@@ -97,6 +97,16 @@ describe('1: a transfer failed', () => {
   });
 });
 
+describe('ls: 1 when a key or prefix matches nothing, as the aws CLI (a script tests that something is there)', () => {
+  it('nothing under the prefix: 1 and no output; an object or a prefix matched: 0', async () => {
+    const none = await s3xfer(['ls', url('no-such-prefix/')]);
+    expectExitCode(none, 1);
+    expect([none.stdout, none.stderr]).toEqual(['', '']);
+    expectExitCode(await s3xfer(['ls', url('seed/twelve.bin')]), 0);
+    expectExitCode(await s3xfer(['ls', url('se')]), 0); // the prefix "seed/"
+  });
+});
+
 describe('2: bad usage, an unreadable source, a skipped file', () => {
   it('bad usage: an unknown flag, a missing operand', async () => {
     expectFailure(await s3xfer(['cp', '--no-such-flag', 'small.txt', url('two/x')]), 2, 'Unknown argument: --no-such-flag');

@@ -1,6 +1,7 @@
 import { formatBytes } from '../../config.js';
 import { parseS3Url } from '../../location.js';
 import type { CliCommand } from '../command.js';
+import { EXIT } from '../exit-codes.js';
 
 interface LsArgs {
   path?: string;
@@ -55,6 +56,7 @@ export const lsCommand: CliCommand = {
     // Names are shown relative to the prefix's last '/', as the aws CLI does (`ls s3://b/ph` shows `photos/`).
     const shownFrom = args.recursive ? 0 : location.key.lastIndexOf('/') + 1;
     let objects = 0;
+    let prefixes = 0;
     let bytes = 0;
     const listing = listS3(client, location.bucket, location.key, {
       signal: context.abortSignal,
@@ -63,6 +65,7 @@ export const lsCommand: CliCommand = {
     for await (const entry of listing) {
       const key = entry.s3!.key;
       if (entry.kind === 'prefix') {
+        prefixes++;
         reporter.output({
           text: `${''.padStart(27)}PRE ${key.slice(shownFrom)}`,
           json: { type: 'prefix', bucket: location.bucket, prefix: key },
@@ -90,6 +93,9 @@ export const lsCommand: CliCommand = {
         json: { type: 'total', objects, bytes },
       });
     }
+    // As the aws CLI: a key or prefix that matches nothing is exit 1 (`s3xfer ls s3://b/k && …`
+    // tests that something is there); a whole bucket, even empty, is 0.
+    if (location.key !== '' && objects + prefixes === 0) return EXIT.failed;
     return undefined;
   },
 };
