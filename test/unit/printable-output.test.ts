@@ -168,6 +168,12 @@ describe('printable: the one escaping rule of the human-readable output', () => 
     expect(printable(name)).toBe(name);
   });
 
+  it('breaks up "##[", which the GitHub runner takes anywhere in a line for a legacy command', () => {
+    expect(printable('x##[error]pwned ##[warning]y')).toBe('x#\\x23[error]pwned #\\x23[warning]y');
+    expect(printable(printable('##[group]'))).toBe('#\\x23[group]');
+    expect(printable('#[a] ## [b]')).toBe('#[a] ## [b]');
+  });
+
   it('leaves a backslash as it is, so that escaping twice changes nothing', () => {
     for (const { name } of HOSTILE) expect(printable(printable(name))).toBe(printable(name));
     expect(printable('a\\nb')).toBe('a\\nb');

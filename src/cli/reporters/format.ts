@@ -18,15 +18,18 @@ const SHORT_ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': 
  * `\xHH` for the other controls up to U+00FF (ESC is `\x1b`), `\uHHHH` above (`\u2028`,
  * `\u202e`). A backslash is left as it is: Windows paths read as they are, and escaping twice
  * changes nothing. So `a\nb` may be a name with a line break or one with a backslash and an `n`:
- * the exact names are in the `--json` output.
+ * the exact names are in the `--json` output. `##[` becomes `#\x23[`: the GitHub Actions runner
+ * takes `##[command]` anywhere in a line for one of its legacy workflow commands.
  */
 export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, (char) => {
-    const short = SHORT_ESCAPES[char];
-    if (short !== undefined) return short;
-    const code = char.charCodeAt(0);
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
-  });
+  return text
+    .replace(UNPRINTABLE, (char) => {
+      const short = SHORT_ESCAPES[char];
+      if (short !== undefined) return short;
+      const code = char.charCodeAt(0);
+      return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    })
+    .replaceAll('##[', '#\\x23['); // the GitHub runner's legacy commands (`##[error]…`) start anywhere in a line
 }
 
 /** Lines people read, each made {@link printable}: a name's line break cannot start a line. */
