@@ -225,6 +225,8 @@ class TreeJob {
   };
   private readonly pending = new Set<Promise<void>>();
   private readonly madeDirectories = new Set<string>();
+  /** The destination directory to make before the first object is written (see `localDestination`). */
+  private rootToMake: string | undefined;
   private readonly conflicts = createPrefixConflictDetector();
   private readonly started = performance.now();
   private shardSlicer: ShardSlicer | undefined;
@@ -319,27 +321,35 @@ class TreeJob {
     }
   }
 
-  /** The destination directory, made when missing; a file in its place is refused. */
+  /**
+   * The destination directory; a file in its place is refused now. A missing one is made when the
+   * first object is about to be written ({@link makeRoot}), not before: a listing that fails
+   * (credentials the store refuses, which a tolerated HeadBucket 403 cannot tell) or finds
+   * nothing leaves no empty directory behind.
+   */
   async localDestination(location: LocalLocation): Promise<string> {
     const info = await stat(location.path).catch(() => undefined);
     if (info && !info.isDirectory()) {
       throw new UsageError(`${location.path}: is a file, but a directory is needed to receive many objects`, 'NotADirectory');
     }
-    if (!info && !this.options.dryRun) {
-      try {
-        await mkdir(location.path, { recursive: true });
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'ENOTDIR' || code === 'EEXIST') {
-          throw new UsageError(
-            `${location.path}: a part of this path is a file, but a directory is needed to receive many objects`,
-            'NotADirectory',
-          );
-        }
-        throw fileError(location.path, error, { operation: 'download', destination: location.path }, 'cannot create the directory');
-      }
-    }
+    if (!info && !this.options.dryRun) this.rootToMake = location.path;
     return location.path;
+  }
+
+  /** Makes the missing destination directory, once. */
+  private async makeRoot(): Promise<void> {
+    const path = this.rootToMake;
+    if (path === undefined) return;
+    try {
+      await mkdir(path, { recursive: true });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'ENOTDIR' || code === 'EEXIST') {
+        throw new UsageError(`${path}: a part of this path is a file, but a directory is needed to receive many objects`, 'NotADirectory');
+      }
+      throw fileError(path, error, { operation: 'download', destination: path }, 'cannot create the directory');
+    }
+    this.rootToMake = undefined;
   }
 
   skipLocal(entry: Extract<LocalListingEntry, { kind: 'skip' }>): void {
@@ -373,6 +383,7 @@ class TreeJob {
         reason: `"${conflict}" is both an object and a prefix of "${entry.relative}": one of them cannot be a file here`,
       });
     }
+    await this.makeRoot();
     if (!target.ok) {
       // A folder marker (`photos/`) makes a directory, never a file.
       const directory = localPathForKey(root, entry.relative.replace(/\/+$/, ''));

@@ -549,6 +549,18 @@ describe('bad input is refused before anything changes', () => {
     expect(await keysUnder('bad/')).toEqual(['x.txt']);
   });
 
+  it('credentials the store refuses: the listing error, and no directory made for the download', async () => {
+    // HeadBucket's 403 is tolerated (write-only credentials may not HEAD): the listing fails first.
+    const refused = testClient({ credentials: { accessKeyId: s3Server().accessKeyId, secretAccessKey: 'not-the-secret' } });
+    await putObjects({ 'creds/a.txt': 'a' });
+    const target = join(work, 'from-refused');
+    for (const tree of [copyTree, syncTree]) {
+      const error = await rejection(tree(newManager({}, refused), s3('creds/'), local(target)));
+      expect(error).toMatchObject({ code: 'SignatureDoesNotMatch' });
+      expect(await exists(target)).toBe(false);
+    }
+  });
+
   it('a missing bucket: NoSuchBucket, and no directory made for the download', async () => {
     const missing = `${bucket}-missing`;
     const source = join(work, 'to-missing');
