@@ -76,6 +76,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
             const { createS3Client } = await import('../client.js');
             const { assertProfileExists, resolveCaBundle } = await import('../network.js');
             await assertProfileExists({ profile: args.profile, env });
+            // An explicit --profile wins over keys in the environment, quietly, as in botocore (which
+            // drops its environment provider when a profile is given). The SDK picks the profile too,
+            // but prints a nine-line warning first.
+            if (args.profile) for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) delete env[name];
             const caBundle = args.caBundle || (await resolveCaBundle({ profile: args.profile, env }));
             return createS3Client(clientOptionsFrom(args, env, config, caBundle));
           })();

@@ -300,6 +300,25 @@ describe('bad credentials exit 253 (a configuration problem, as in the aws CLI)'
     await expectBucketUnchanged();
   });
 
+  it('a --profile wins over keys in the environment, quietly (as in botocore), and its keys are used', async () => {
+    const home = await freshDir('profile-files');
+    const server = s3Server();
+    await writeFile(
+      join(home, 'credentials'),
+      `[good]\naws_access_key_id = ${server.accessKeyId}\naws_secret_access_key = ${server.secretAccessKey}\n`,
+    );
+    const extraEnv = {
+      AWS_CONFIG_FILE: join(home, 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(home, 'credentials'),
+      AWS_SECRET_ACCESS_KEY: 'a-wrong-secret-in-the-environment',
+    };
+    const result = await s3xfer(['cp', smallFile, `s3://${bucket}/profile-wins.bin`, '--profile', 'good'], { extraEnv });
+
+    expectExitCode(result, 0);
+    expect(result.stderr).not.toMatch(/credential sources/i);
+    await s3xfer(['rm', `s3://${bucket}/profile-wins.bin`]);
+  });
+
   it('a --profile that is in no config file: says so in one line, nothing stored', async () => {
     const none = await freshDir('no-aws-files');
     const extraEnv = { AWS_CONFIG_FILE: join(none, 'config'), AWS_SHARED_CREDENTIALS_FILE: join(none, 'credentials') };
