@@ -440,7 +440,25 @@ running_healthy() {
         osd_up || return 1
         (start_gateway) || return 1     # subshell: a failure here means "start fresh", not exit
     fi
-    gateway_answers && ensure_user
+    gateway_answers && has_room && ensure_user
+}
+
+# Whether the running cluster can still take writes. Deleted objects are reclaimed only after the
+# gateway's GC wait, so a reused cluster fills up run after run; a full OSD makes every upload
+# hang without an error (and its GC cannot run then either). Nearly full: reclaim now. Full: the
+# caller starts a fresh cluster.
+has_room() {
+    local health
+    health=$(ceph_cli health 2>/dev/null) || return 0   # no answer: the gateway check decides
+    if grep -qi 'nearfull' <<<"$health" && ! grep -qiE '(^|[^a-z])full osd' <<<"$health"; then
+        log "the OSD is nearly full; reclaiming the space of deleted objects"
+        timeout 900 radosgw-admin -c "$CONF" gc process --include-all >&2 || true
+        return 0
+    fi
+    if grep -qiE '(^|[^a-z])full osd' <<<"$health"; then
+        log "the OSD is full (deleted objects not reclaimed yet); starting a fresh cluster"
+        return 1
+    fi
 }
 
 cmd_start() {
