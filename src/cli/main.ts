@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -31,6 +32,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   for (const stream of [streams.stdout, streams.stderr]) stream.on('error', () => {});
 
   const abort = new AbortController();
+  // Every line of a `run` batch (its ls, rm, transfers) listens to it: more than Node's 10 is normal.
+  setMaxListeners(0, abort.signal);
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted); // second Ctrl-C: leave now

@@ -156,6 +156,45 @@ describe('run FILE', () => {
   it('a missing FILE: exit 2, one line', async () => {
     expectFailure(await runCli(['run', 'no-such-commands.txt'], { env: cliEnv(), cwd: work }), 2, 'no-such-commands.txt', 'ENOENT');
   });
+
+  it('a directory as FILE: exit 2, one line', async () => {
+    await mkdir(join(work, 'a-dir-of-commands'), { recursive: true });
+    expectFailure(await runCli(['run', 'a-dir-of-commands'], { env: cliEnv(), cwd: work }), 2, 'a-dir-of-commands', 'EISDIR');
+  });
+
+  it('lines a shell would read otherwise are refused, never run as something they do not say', async () => {
+    const result = await runFile('shellish.txt', [
+      `cp up-1.txt ${url('shellish/$HOME.txt')}`,
+      `cp "up-1.txt ${url('shellish/unclosed.txt')}`,
+      `cp ${url('shellish/ok.txt')} -`,
+      `cp - ${url('shellish/from-stdin.txt')}`,
+      `cp up-1.txt ${url('shellish/k#1.txt')}`,
+      `cp up-1.txt '${url('shellish/quoted#1.txt')}'   # a comment after a space is one`,
+      `cp up-2.txt '${url('shellish/$literal.txt')}'`,
+    ]);
+    expectExitCode(result, 2);
+    expect(
+      lines(result.stderr)
+        .filter((line) => line.startsWith('s3xfer: error: '))
+        .sort(),
+    ).toEqual([
+      expect.stringMatching(/^s3xfer: error: line 1: variables are not expanded \(\$HOME\)/),
+      expect.stringMatching(/^s3xfer: error: line 2: a quote is not closed/),
+      expect.stringMatching(/^s3xfer: error: line 3: '-' \(stdin or stdout\) cannot be used in a line of run/),
+      expect.stringMatching(/^s3xfer: error: line 4: '-' \(stdin or stdout\) cannot be used in a line of run/),
+      expect.stringMatching(/^s3xfer: error: line 5: only plain words and quotes are allowed .*quote a '#' inside a word/),
+    ]);
+    expect(await keysUnder(client, bucket, 'shellish/')).toEqual(['$literal.txt', 'quoted#1.txt']);
+  });
+
+  it('more than ten ls and rm lines print no Node warning', async () => {
+    const result = await runFile('many-ls.txt', [
+      ...Array.from({ length: 12 }, () => `ls ${url('shellish/')}`),
+      ...Array.from({ length: 12 }, (_, i) => `rm ${url(`shellish/none-${i}`)}`),
+    ]);
+    expectExitCode(result, 0);
+    expect(result.stderr).not.toMatch(/MaxListeners|Warning/);
+  });
 });
 
 describe('run - (stdin)', () => {

@@ -1,6 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ProgressMeter, progressText, resultLine } from '../../src/cli/reporters/format.js';
+import { JobProgress } from '../../src/cli/reporters/job-progress.js';
 import { JsonReporter } from '../../src/cli/reporters/json-reporter.js';
 import { PlainReporter } from '../../src/cli/reporters/plain-reporter.js';
 import { reporterKind } from '../../src/cli/reporters/reporter.js';
@@ -44,6 +45,20 @@ describe('ProgressMeter and progressText', () => {
     }
     expect(meter.rate()).toBeCloseTo(5 * 1024 * 1024, -3);
     expect(progressText(transfer.totalBytes, meter)).toBe('50.0 MiB / 100.0 MiB (50%)  5.0 MiB/s  ETA 10s');
+  });
+});
+
+describe('JobProgress', () => {
+  it('shows the total as "?" while a transfer of unknown size (stdin) is under way, and counts its bytes once it ends', () => {
+    const job = new JobProgress(new ProgressMeter(3000, () => 0));
+    const file: TransferInfo = { direction: 'upload', source: 'a', destination: 's3://b/a', totalBytes: 1024 };
+    const stdin: TransferInfo = { direction: 'upload', source: '-', destination: 's3://b/piped' };
+    job.onQueued(file);
+    job.onQueued(stdin);
+    job.onProgress({ transfer: stdin, bytesDelta: 3 * 1024 * 1024, bytesDone: 3 * 1024 * 1024 });
+    expect(job.text()).toMatch(/^0\/2 files {2}3\.0 MiB \/ \? {2}/);
+    job.onDone({ ...result, source: '-', destination: 's3://b/piped', bytes: 3 * 1024 * 1024 });
+    expect(job.text()).toMatch(/^1\/2 files {2}3\.0 MiB \/ 3\.0 MiB \(99%\)/);
   });
 });
 

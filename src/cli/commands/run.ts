@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, fstatSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import pLimit from 'p-limit';
 import { parse as parseShell } from 'shell-quote';
@@ -142,29 +142,67 @@ function lineReporter(inner: Reporter, totals: { skipped: number; deleted: numbe
   };
 }
 
-/** A line's words as a shell would split them (quotes, escapes); no variables, globs or operators. */
+/**
+ * A line's words as a shell would split them (quotes, escapes, a `# comment` after a space); no
+ * variables, globs or operators: a line that would mean something else to a shell is refused,
+ * never run as something it does not say.
+ */
 function lineArguments(text: string, number: number): string[] {
-  const words = parseShell(text);
+  const bad = (why: string) => new UsageError(`line ${number}: ${why}: ${text}`, 'BadLine');
+  if (unclosedQuote(text)) throw bad('a quote is not closed');
+  let words: ReturnType<typeof parseShell>;
+  try {
+    words = parseShell(text, (name) => {
+      throw bad(`variables are not expanded ($${name}): put a $ of a name in single quotes`);
+    });
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw bad(String((error as Error)?.message ?? error));
+  }
+  // A trailing comment after a space is one; a `#` inside a word (`s3://b/k#1`) must be quoted.
+  const last = words.at(-1);
+  if (typeof last === 'object' && 'comment' in last && /\s#/.test(text.slice(0, text.length - last.comment.length))) words.pop();
   const strings = words.filter((w): w is string => typeof w === 'string');
   if (strings.length !== words.length) {
-    throw new UsageError(
-      `line ${number}: only plain words and quotes are allowed (no pipes, redirections, globs or comments mid-line): ${text}`,
-      'BadLine',
-    );
+    throw bad("only plain words and quotes are allowed (no pipes, redirections or globs; quote a '#' inside a word)");
   }
+  // A line cannot read the batch's stdin or write into its stdout, where the results go.
+  if (strings.includes('-')) throw bad("'-' (stdin or stdout) cannot be used in a line of run");
   // `s3xfer cp …` and `cp …` both work.
   return strings[0] === 's3xfer' ? strings.slice(1) : strings;
 }
 
+/** Whether `text` ends inside a quote (shell-quote would split such a line silently). */
+function unclosedQuote(text: string): boolean {
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+    } else if (c === '\\') {
+      i++; // an escaped character, outside single quotes
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    }
+  }
+  return quote !== undefined;
+}
+
 async function openCommandFile(path: string) {
   const stream = createReadStream(path);
+  const fail = (code: string) =>
+    new LocalFileError(`${path}: cannot read the command file (${code})`, code, { source: path, isSource: true });
   await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        new LocalFileError(`${path}: cannot read the command file (${error.code})`, error.code ?? 'EIO', { source: path, isSource: true }),
-      ),
-    );
+    stream.once('open', (fd: number) => {
+      // A directory opens, and fails only at the first read (with a raw EISDIR): say so now.
+      if (fstatSync(fd).isDirectory()) {
+        stream.destroy();
+        reject(fail('EISDIR'));
+      } else resolve();
+    });
+    stream.once('error', (error: NodeJS.ErrnoException) => reject(fail(error.code ?? 'EIO')));
   });
   return stream;
 }

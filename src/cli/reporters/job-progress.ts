@@ -10,13 +10,22 @@ export class JobProgress implements TransferSubscriber {
   filesDone = 0;
   filesFailed = 0;
   bytesQueued = 0;
+  /** Transfers queued whose size is not known (stdin), by {@link sizelessKey}: the total is unknown until they end. */
+  private readonly sizeless = new Map<string, number>();
+  private unknownSizes = 0;
   private last: TransferInfo | undefined;
 
   constructor(readonly meter: ProgressMeter = new ProgressMeter()) {}
 
   onQueued(transfer: TransferInfo): void {
     this.filesQueued++;
-    this.bytesQueued += transfer.totalBytes ?? 0;
+    if (transfer.totalBytes === undefined) {
+      const key = sizelessKey(transfer);
+      this.sizeless.set(key, (this.sizeless.get(key) ?? 0) + 1);
+      this.unknownSizes++;
+    } else {
+      this.bytesQueued += transfer.totalBytes;
+    }
     this.last = transfer;
   }
 
@@ -24,12 +33,25 @@ export class JobProgress implements TransferSubscriber {
     this.meter.add(progress.bytesDelta);
   }
 
-  onDone(_result: TransferResult): void {
+  onDone(result: TransferResult): void {
     this.filesDone++;
+    this.settle(result, result.bytes);
   }
 
-  onFailed(): void {
+  onFailed(transfer?: TransferInfo): void {
     this.filesFailed++;
+    if (transfer) this.settle(transfer, 0);
+  }
+
+  /** A transfer of unknown size that ended: its bytes are known now. */
+  private settle(transfer: Pick<TransferInfo, 'direction' | 'source' | 'destination'>, bytes: number): void {
+    const key = sizelessKey(transfer);
+    const count = this.sizeless.get(key);
+    if (count === undefined) return;
+    if (count <= 1) this.sizeless.delete(key);
+    else this.sizeless.set(key, count - 1);
+    this.unknownSizes--;
+    this.bytesQueued += bytes;
   }
 
   /** Whether anything has been queued yet. */
@@ -42,9 +64,13 @@ export class JobProgress implements TransferSubscriber {
    * `3/10 files  12.0 MiB / 1.0 GiB (1%)  120.0 MiB/s  ETA 8s` for many.
    */
   text(): string {
-    const bytes = progressText(this.bytesQueued, this.meter);
+    const bytes = progressText(this.unknownSizes > 0 ? undefined : this.bytesQueued, this.meter);
     if (this.filesQueued <= 1 && this.last) return `${describeTransfer(this.last)}  ${bytes}`;
     const failed = this.filesFailed > 0 ? `, ${this.filesFailed} failed` : '';
     return `${this.filesDone}/${this.filesQueued} files${failed}  ${bytes}`;
   }
+}
+
+function sizelessKey(transfer: Pick<TransferInfo, 'direction' | 'source' | 'destination'>): string {
+  return `${transfer.direction}\0${transfer.source}\0${transfer.destination}`;
 }
