@@ -6,6 +6,7 @@ import {
   CreateMultipartUploadCommand,
   type CreateMultipartUploadCommandOutput,
   PutObjectCommand,
+  type PutObjectCommandInput,
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
@@ -16,7 +17,7 @@ import { IntegrityError, LocalFileError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
-import { PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
+import { createMultipartUpload, PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
 
 /** Options of {@link TransferManager.uploadStream}. */
 export interface StreamUploadOptions extends TransferOptions {
@@ -166,7 +167,7 @@ export async function runStreamUpload(t: TransferContext, body: Readable, option
       { source: t.info.source, destination: t.info.destination },
     );
   }
-  const warnings: string[] = [];
+  const warnings = [...sender.warnings];
   const { etag, versionId } = await storedObject(
     t,
     { Bucket: t.bucket, Key: t.key, ...extraArgs },
@@ -240,6 +241,8 @@ class PooledSender {
   uploadId: string | undefined;
   parts = 0;
   bytesSent = 0;
+  /** Warnings of the CreateMultipartUpload (unused uploads its lost answers may have left). */
+  readonly warnings: string[] = [];
   private completed = false;
   private readonly aborted = new Set<string>();
   private readonly stop = new AbortController();
@@ -288,9 +291,12 @@ class PooledSender {
       if (command instanceof CreateMultipartUploadCommand) {
         // Not cancelled once sent: an upload the server creates while we are being cancelled must
         // still reach us, so that the clean-up can abort it. (A cancelled transfer never sends it.)
-        const output = await t.request(async () => (await t.client.send(command)) as CreateMultipartUploadCommandOutput);
-        this.uploadId = output.UploadId;
-        return output;
+        // As for files, uploads created by attempts whose answers were lost are swept (aborted).
+        const input = command.input as PutObjectCommandInput;
+        const { uploadId } = await createMultipartUpload(t, input, this.warnings, { uncancelled: true });
+        this.uploadId = uploadId;
+        // lib-storage reads only the UploadId of the answer.
+        return { UploadId: uploadId, $metadata: {} } satisfies CreateMultipartUploadCommandOutput;
       }
       const output = await t.request(async () => {
         this.signal.throwIfAborted();

@@ -232,9 +232,17 @@ const MAX_UPLOAD_PAGES = 100;
  * stay open (and listed) forever. So a Create that took more than one attempt is followed by a
  * sweep of the key's uploads started since it first left ({@link abortStrayUploads}); a failed
  * Create that may have reached the store leaves the same sweep as the transfer's clean-up.
+ * With `uncancelled`, the Create, once sent, is not cancelled with the transfer (stream uploads:
+ * an upload the server creates during a cancellation still reaches the caller, whose clean-up
+ * aborts it); the sweeps are the same.
  * @throws the Create's error, or NoUploadId.
  */
-async function createMultipartUpload(t: TransferContext, input: PutObjectCommandInput, warnings: string[]): Promise<CreatedUpload> {
+export async function createMultipartUpload(
+  t: TransferContext,
+  input: PutObjectCommandInput,
+  warnings: string[],
+  options: { uncancelled?: boolean } = {},
+): Promise<CreatedUpload> {
   const scope: UploadScope = input;
   let sentAt: number | undefined;
   /** Whether the clean-up must sweep: set once an answer may have been lost. */
@@ -253,7 +261,8 @@ async function createMultipartUpload(t: TransferContext, input: PutObjectCommand
   try {
     created = await t.request((signal) => {
       sentAt = performance.now();
-      return t.client.send(new CreateMultipartUploadCommand(input), { abortSignal: signal });
+      const command = new CreateMultipartUploadCommand(input);
+      return options.uncancelled ? t.client.send(command) : t.client.send(command, { abortSignal: signal });
     });
   } catch (error) {
     // A refusal created nothing; anything else (lost answers before a failure, a Create cancelled
