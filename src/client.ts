@@ -3,6 +3,7 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { DEFAULT_TRANSFER_CONFIG } from './config.js';
+import { UsageError } from './errors.js';
 import { compileProxyRules, type ProxyOption, tlsOptions } from './network.js';
 import { type ConnectionSettings, directHandler, ProxyRoutingHandler } from './proxy-handler.js';
 
@@ -57,6 +58,11 @@ export interface S3ClientOptions {
   verifySsl?: boolean;
 }
 
+/** Whether `text` is an http:// or https:// URL. */
+function isHttpUrl(text: string): boolean {
+  return URL.canParse(text) && /^https?:$/.test(new URL(text).protocol);
+}
+
 /** Region used when neither the options nor the SDK's chain name one, as boto3 and the aws CLI do. */
 export const FALLBACK_REGION = 'us-east-1';
 
@@ -67,6 +73,9 @@ export const FALLBACK_REGION = 'us-east-1';
  */
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint || undefined;
+  if (endpoint !== undefined && !isHttpUrl(endpoint)) {
+    throw new UsageError(`invalid endpoint "${endpoint}": expected http://host[:port] or https://host[:port]`, 'InvalidEndpoint');
+  }
   // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';

@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { resolveTransferConfig, type TransferConfig } from '../config.js';
-import type { S3xferError } from '../errors.js';
+import { type S3xferError, UsageError } from '../errors.js';
 import type { Direction, TransferInfo, TransferResult, TransferSubscriber } from '../events.js';
 import { formatS3Url } from '../location.js';
 import { type DownloadExtraArgs, type KnownObject, runDownload } from '../transfer/download.js';
@@ -110,7 +110,14 @@ export class TransferManager {
     this.adaptive = new AdaptiveConcurrency(this.pool, this.config.concurrency);
     this.budget = new MemoryBudget(this.config.memoryBudget);
     this.failurePolicy = options.failurePolicy ?? 'continue';
-    this.maxActive = options.maxActiveTransfers ?? Math.max(16, this.config.concurrency * 2);
+    const maxActive = options.maxActiveTransfers;
+    if (maxActive !== undefined && !(Number.isInteger(maxActive) && maxActive >= 1)) {
+      throw new UsageError(
+        `invalid maxActiveTransfers ${String(maxActive)}: it must be a whole number from 1 up`,
+        'InvalidMaxActiveTransfers',
+      );
+    }
+    this.maxActive = maxActive ?? Math.max(16, this.config.concurrency * 2);
     this.admission = pLimit(this.maxActive);
     const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.controller.signal]) : this.controller.signal;
     // Every request in flight listens to it.
@@ -207,6 +214,9 @@ export class TransferManager {
     const run = this.admission(async () => {
       try {
         t.throwIfAborted();
+        if (typeof bucket !== 'string' || bucket === '') {
+          throw new UsageError(`no bucket given for ${info.direction === 'upload' ? info.source : info.destination}`, 'MissingBucket');
+        }
         const result = await body(t);
         this.summary.succeeded++;
         this.summary.bytes += result.bytes;

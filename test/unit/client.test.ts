@@ -3,6 +3,13 @@ import { retryDelayMs } from '../../src/client.js';
 import { createS3Client } from '../../src/index.js';
 
 describe('createS3Client', () => {
+  it('refuses an endpoint that is not an http(s) URL, at once', () => {
+    for (const endpoint of ['not a url', 'ftp://host', '127.0.0.1:7480']) {
+      expect(() => createS3Client({ endpoint })).toThrow(expect.objectContaining({ name: 'UsageError', code: 'InvalidEndpoint' }));
+    }
+    expect(() => createS3Client({ endpoint: 'https://s3.example.com' })).not.toThrow();
+  });
+
   it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {
     const client = createS3Client({ endpoint: 'http://127.0.0.1:7480', region: 'us-east-1' });
     expect(client.config.forcePathStyle).toBe(true);

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
@@ -244,6 +245,17 @@ describe('TransferManager', () => {
       () => new TransferManager(client, { config: { partSize: 1 }, subscribers: [{ onFailed: () => events.push('failed') }] }),
     ).toThrow(UsageError);
     expect(events).toEqual([]);
+  });
+
+  it('refuses bad arguments with typed errors: maxActiveTransfers below 1, an empty bucket', async () => {
+    for (const maxActiveTransfers of [0, -1, 1.5]) {
+      expect(() => new TransferManager(client, { maxActiveTransfers })).toThrow(
+        expect.objectContaining({ name: 'UsageError', code: 'InvalidMaxActiveTransfers' }),
+      );
+    }
+    const manager = new TransferManager(client);
+    await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toMatchObject({ code: 'MissingBucket' });
+    await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toBeInstanceOf(UsageError);
   });
 
   it('shares one pool: a big file and many small ones never exceed `concurrency` requests in flight', async () => {
