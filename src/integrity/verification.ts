@@ -42,7 +42,7 @@ export class DownloadVerification {
   private readonly passes: PassDigests[] = [];
 
   constructor(
-    private readonly plan: VerificationPlan,
+    readonly plan: VerificationPlan,
     private readonly context: { source: string; destination?: string; size: number; require: boolean },
   ) {
     this.check = plan.check;

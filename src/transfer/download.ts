@@ -107,7 +107,8 @@ export async function runDownload(
   });
 }
 
-type ObjectHead = Pick<
+/** What a download needs of HeadObject's answer (or of a listing's record). */
+export type ObjectHead = Pick<
   HeadObjectCommandOutput,
   | 'ContentLength'
   | 'ETag'
@@ -126,11 +127,13 @@ type ObjectHead = Pick<
  * Chooses how to verify the object. Its part layout, when a multipart ETag needs one and the
  * metadata does not give it, may cost one or two HeadObject requests with `PartNumber`.
  */
-async function planDownloadVerification(
+export async function planDownloadVerification(
   t: TransferContext,
   request: GetObjectCommandInput,
   head: ObjectHead,
   size: number,
+  /** Whether the download is in ranges (a file's) or in one ordered pass (a stream's, `false`). Default: by the part plan. */
+  rangedByDefault = planParts(size, t.config, 'download').multipart,
 ): Promise<DownloadVerification> {
   const headPart = async (partNumber: number): Promise<PartHead | undefined> => {
     try {
@@ -157,7 +160,7 @@ async function planDownloadVerification(
       },
       recordedPartSize: head.Metadata?.[PART_SIZE_METADATA],
     },
-    { rangedByDefault: planParts(size, t.config, 'download').multipart, partSize: t.config.partSize, headPart },
+    { rangedByDefault, partSize: t.config.partSize, headPart },
   );
   return new DownloadVerification(plan, {
     source: t.info.source,

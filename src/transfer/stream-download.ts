@@ -1,13 +1,15 @@
-import { createHash } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Writable } from 'node:stream';
-import type { GetObjectCommandInput, HeadObjectCommandOutput } from '@aws-sdk/client-s3';
+import type { GetObjectCommandInput, GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { DEFAULT_VERIFY_MODE } from '../config.js';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext, TransferOptions } from '../engine/transfer-context.js';
-import { IntegrityError, LocalFileError, UsageError } from '../errors.js';
+import { IntegrityError, LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { etagEncryption } from '../integrity/checks.js';
-import { type DownloadExtraArgs, headObject, type KnownObject } from './download.js';
+import { digestValue, PassDigests, type VerificationPlan } from '../integrity/checks.js';
+import { layoutRanges, multipartEtagParts } from '../integrity/layout.js';
+import type { DownloadVerification, VerificationOutcome } from '../integrity/verification.js';
+import { type DownloadExtraArgs, headObject, type KnownObject, type ObjectHead, planDownloadVerification } from './download.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
 import { getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 
@@ -38,10 +40,14 @@ export interface StreamDownloadOptions extends TransferOptions {
  * checked against Content-Range, and written strictly in order. A range takes a buffer from the
  * manager's memory budget before its request and gives it back once its bytes are written, and
  * at most `maxBufferedRanges` are held at once: a slow reader slows the requests down instead of
- * filling memory, and one slow range never lets the others run ahead without bound. An object
- * below the multipart threshold is one GET, held whole and checked against a plain MD5 ETag
- * before any byte is written. A pipe cannot be rolled back: when a later range fails, the bytes
- * already written stay written, and the error says the output is incomplete.
+ * filling memory, and one slow range never lets the others run ahead without bound.
+ * Verification (see {@link TransferConfig.verify}) is planned as for a file download (stored
+ * checksums, a plain MD5 ETag, a multipart ETag with its part layout): `require` refuses an object
+ * that cannot be verified before any byte is written. An object below the multipart threshold is
+ * one GET, held whole and checked before any byte is written. Above it the ranges are hashed in
+ * order as they are written and checked at the end; a mismatch then fails the download with an
+ * IntegrityError saying the output is corrupt. A pipe cannot be rolled back: when a later range
+ * fails, the bytes already written stay written, and the error says the output is incomplete.
  * A stream that errors or closes (a reader that went away: `| head -c 100`) fails the download
  * with LocalFileError code `EPIPE` and cancels every request.
  */
@@ -53,21 +59,35 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
   const end = options.end !== false;
   const request: GetObjectCommandInput = { ...options.extraArgs, Bucket: t.bucket, Key: t.key };
   const output = new OrderedOutput(writable, t.info.destination, t.signal, (bytes) => t.events.progress(bytes));
+  let verification: StreamVerification | undefined;
   try {
     const known = options.known;
-    const head: ObjectHead = known ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request);
+    const verify = (t.config.verify ?? DEFAULT_VERIFY_MODE) !== 'off';
+    // As for a file: a listing's ETag does for a single-part object (the GET's headers tell its
+    // encryption); a multipart one needs HEAD's metadata and checksums to be verified.
+    const skipHead = known !== undefined && (!verify || (known.etag !== undefined && multipartEtagParts(known.etag) === undefined));
+    const head: ObjectHead = skipHead ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request, verify);
     const size = head.ContentLength ?? 0;
     t.events.queued(size);
     const plan = planParts(size, t.config, 'download');
-    const getter = new RangeFetcher(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size);
+    verification = verify ? await planStreamVerification(t, request, head, size) : undefined;
+    // Before any GET: nothing written to a stream can be taken back.
+    verification?.assertVerifiable();
+    const getter = new RangeFetcher(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, verification);
+    let outcome: VerificationOutcome = { verified: false, warnings: [] };
     if (plan.multipart) {
       const budgetParts = Math.floor(t.config.memoryBudget / plan.partSize);
       const window = Math.max(1, Math.min(options.maxBufferedRanges ?? t.config.concurrency, budgetParts));
-      await fetchInOrder(t, plan.ranges, plan.partSize, window, getter, output);
+      // Inline digests, fed in the order the bytes are written: a pass needs no more memory.
+      const digests = verification?.startPass(plan.ranges);
+      await fetchInOrder(t, plan.ranges, plan.partSize, window, getter, output, digests);
+      if (verification) outcome = await verification.conclude(output.written);
     } else if (size > 0) {
-      await fetchWhole(t, head, getter, output);
+      outcome = await fetchWhole(t, getter, output, verification);
     } else {
       await getter.fetchEmpty(output.signal);
+      verification?.startPass([]);
+      if (verification) outcome = await verification.conclude(0);
     }
     await output.finish(end);
     return t.result({
@@ -76,10 +96,16 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
       multipart: plan.multipart,
       etag: head.ETag,
       versionId: head.VersionId,
+      verified: outcome.verified,
+      warnings: outcome.warnings,
     });
   } catch (error) {
+    verification?.release();
     // Report the failure, not the cancellations it caused in the other requests.
-    const failure = output.failure ?? error;
+    const first = output.failure ?? error;
+    // As the manager would report it (an S3 error mapped, with its message), then told what became
+    // of the output. A cancelled transfer is left to the manager to report.
+    const failure = t.signal.aborted ? first : sayIncomplete(t.toError(first), output.written);
     // Destroyed without an error: the caller learns of the failure from the promise, and a stream
     // with no 'error' listener would otherwise crash the process.
     if (end) writable.destroy();
@@ -89,30 +115,135 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
   }
 }
 
-type ObjectHead = Pick<HeadObjectCommandOutput, 'ContentLength' | 'ETag' | 'VersionId' | 'ServerSideEncryption' | 'SSECustomerAlgorithm'>;
+/**
+ * Chooses how to verify the object, as a file download does ({@link planDownloadVerification}),
+ * but hashed in one pass, in the order the bytes are written: any check's shape fits a stream.
+ */
+async function planStreamVerification(
+  t: TransferContext,
+  request: GetObjectCommandInput,
+  head: ObjectHead,
+  size: number,
+): Promise<StreamVerification> {
+  const verification = await planDownloadVerification(t, request, head, size, false);
+  return new StreamVerification(t, verification, verification.plan, size);
+}
+
+/**
+ * A {@link DownloadVerification} over bytes that are written once, in order, and cannot be
+ * fetched again. When the part layout of the check is only guessed, the other guessed layouts
+ * are hashed in the same pass (a re-read of the output is impossible), and one that fits verifies.
+ */
+class StreamVerification {
+  private alternatives: PassDigests[] = [];
+
+  constructor(
+    private readonly t: TransferContext,
+    private readonly verification: DownloadVerification,
+    private readonly plan: VerificationPlan,
+    private readonly size: number,
+  ) {}
+
+  /** See {@link DownloadVerification.assertVerifiable}. */
+  assertVerifiable(): void {
+    this.verification.assertVerifiable();
+  }
+
+  /** See {@link DownloadVerification.inspect}. */
+  inspect(response: GetObjectCommandOutput): void {
+    this.verification.inspect(response);
+  }
+
+  /** Digests for the one pass, fed in the order the bytes are written (any check's units then fit). */
+  startPass(ranges: ByteRange[]): Pick<PassDigests, 'feed'> | undefined {
+    const main = this.verification.startPass(ranges);
+    const check = this.plan.check;
+    if (!main || !check || check.certain) return main;
+    this.alternatives = this.plan.alternatives.map((layout) => new PassDigests({ ...check, layout }, layoutRanges(this.size, layout)));
+    const passes = [main, ...this.alternatives];
+    return {
+      feed: (position, chunks) => {
+        for (const pass of passes) pass.feed(position, chunks);
+      },
+    };
+  }
+
+  /** Lets go of the digests in progress (the download failed). */
+  release(): void {
+    this.verification.release();
+    for (const pass of this.alternatives) pass.stop();
+  }
+
+  /**
+   * The verdict. A mismatch says the output is corrupt (`written` bytes of it went out already),
+   * or, when nothing was written yet, that nothing was.
+   * @throws {IntegrityError} `ChecksumMismatch`, or `Unverifiable` under `require`.
+   */
+  async conclude(written: number): Promise<VerificationOutcome> {
+    const t = this.t;
+    try {
+      return await this.verification.conclude(undefined);
+    } catch (error) {
+      if (!(error instanceof IntegrityError) || error.code !== 'ChecksumMismatch') throw error;
+      for (const pass of this.alternatives) {
+        if ((await digestValue(pass.check, pass.units, await pass.unitDigests())) === pass.check.expected) {
+          return { verified: pass.check.method, warnings: [] };
+        }
+      }
+      const base = error.message.replace(/ \(written in place to a device or pipe, so not fetched again\)$/, '');
+      const consequence =
+        written > 0
+          ? `: the output is corrupt (${written} bytes were written to ${t.info.destination} and cannot be taken back; a stream is not fetched again)`
+          : ': nothing was written';
+      throw new IntegrityError(`${base}${consequence}`, 'ChecksumMismatch', {
+        operation: 'download',
+        source: t.info.source,
+        destination: t.info.destination,
+        cause: error,
+      });
+    }
+  }
+}
+
+/** Marks errors whose message already tells what became of the output. */
+const TOLD = new WeakSet<object>();
+
+/**
+ * A failure after bytes went out: its message says the output is incomplete (a pipe cannot take
+ * them back). Not for a reader that went away (EPIPE: it took what it wanted).
+ */
+function sayIncomplete(failure: S3xferError, written: number): S3xferError {
+  if (written === 0 || TOLD.has(failure)) return failure;
+  if (failure instanceof LocalFileError && failure.code === 'EPIPE') return failure;
+  if (failure instanceof IntegrityError && failure.code === 'ChecksumMismatch' && /the output is corrupt/.test(failure.message))
+    return failure;
+  TOLD.add(failure);
+  failure.message = `${failure.message} (the output is incomplete: ${written} bytes were written)`;
+  return failure;
+}
 
 /**
  * An object below the multipart threshold: one GET into one buffer from the budget, checked
- * against a plain MD5 ETag before its first byte goes out (a pipe cannot take bytes back).
+ * before its first byte goes out (a pipe cannot take bytes back).
  */
-async function fetchWhole(t: TransferContext, head: ObjectHead, getter: RangeFetcher, output: OrderedOutput): Promise<void> {
-  const size = head.ContentLength ?? 0;
+async function fetchWhole(
+  t: TransferContext,
+  getter: RangeFetcher,
+  output: OrderedOutput,
+  verification: StreamVerification | undefined,
+): Promise<VerificationOutcome> {
+  const size = getter.size;
   const buffer = await t.budget.take(size, output.signal);
   try {
-    await t.request(() => getter.fetchInto(buffer, { start: 0, end: size - 1 }, output.signal));
-    const expected = plainMd5(head);
-    const actual = expected ? createHash('md5').update(buffer).digest('hex') : undefined;
-    if (expected && actual !== expected) {
-      throw new IntegrityError(
-        `${t.info.source}: downloaded bytes have MD5 ${actual}, the object's ETag says ${expected}`,
-        'ChecksumMismatch',
-        {
-          source: t.info.source,
-          destination: t.info.destination,
-        },
-      );
+    const range = { start: 0, end: size - 1 };
+    await t.request(() => getter.fetchInto(buffer, range, output.signal));
+    let outcome: VerificationOutcome = { verified: false, warnings: [] };
+    if (verification) {
+      verification.startPass([range])?.feed(0, [buffer.subarray(0, size)]);
+      outcome = await verification.conclude(0);
     }
-    await output.write(buffer);
+    await output.write(buffer.subarray(0, size));
+    return outcome;
   } finally {
     t.budget.give(buffer);
   }
@@ -133,6 +264,7 @@ export async function fetchInOrder(
   window: number,
   getter: Pick<RangeFetcher, 'fetchInto'>,
   output: Pick<OrderedOutput, 'write' | 'fail' | 'signal'>,
+  digests?: Pick<PassDigests, 'feed'>,
 ): Promise<void> {
   const signal = output.signal;
   const slots = ranges.map(() => deferred<Buffer>());
@@ -182,7 +314,10 @@ export async function fetchInOrder(
       const buffer = await slots[next]!.promise;
       const range = ranges[next]!;
       try {
-        await output.write(buffer.subarray(0, range.end - range.start + 1));
+        const bytes = buffer.subarray(0, range.end - range.start + 1);
+        // Hashed in the order written: what the output gets is what is checked.
+        digests?.feed(range.start, [bytes]);
+        await output.write(bytes);
       } finally {
         // Only now is the buffer free: a stream may hold on to a chunk until its write completes.
         t.budget.give(buffer);
@@ -221,17 +356,21 @@ export class RangeFetcher {
   constructor(
     private readonly t: TransferContext,
     private readonly request: GetObjectCommandInput,
-    private readonly size: number,
+    readonly size: number,
+    private readonly verification?: StreamVerification,
   ) {}
+
+  /** Shows every GET response to the verification (an ETag check is void for SSE-KMS, SSE-C). */
+  private readonly inspect = (response: GetObjectCommandOutput) => this.verification?.inspect(response);
 
   /** An empty object: one GET without a Range. */
   async fetchEmpty(signal: AbortSignal): Promise<void> {
-    await this.t.request(() => getEmpty(this.t, this.request, signal));
+    await this.t.request(() => getEmpty(this.t, this.request, signal, this.inspect));
   }
 
   /** Reads `range` into the start of `buffer`, resuming a broken stream from the first missing byte. */
   async fetchInto(buffer: Buffer, range: ByteRange, signal: AbortSignal): Promise<void> {
-    await getRange(this.t, this.request, this.size, range, signal, new BufferRangeWriter(buffer, range.start));
+    await getRange(this.t, this.request, this.size, range, signal, new BufferRangeWriter(buffer, range.start), this.inspect);
   }
 }
 
@@ -262,6 +401,8 @@ class BufferRangeWriter implements RangeReceiver {
 export class OrderedOutput {
   /** The first failure, the one to report (not the cancellations it caused). */
   failure: unknown;
+  /** Bytes the stream has taken so far. */
+  written = 0;
   /** The transfer's signal, also aborted by the first failure. */
   readonly signal: AbortSignal;
   private readonly stop = new AbortController();
@@ -300,6 +441,7 @@ export class OrderedOutput {
     return new Promise<void>((resolve, reject) => {
       this.writable.write(bytes, (error?: Error | null) => {
         if (!error) {
+          this.written += bytes.length;
           this.onWritten(bytes.length);
           return resolve();
         }
@@ -345,12 +487,4 @@ function closedOutput(destination: string, cause?: unknown): LocalFileError {
     destination,
     ...(cause === undefined ? {} : { cause }),
   });
-}
-
-/** The MD5 an ETag stands for, when it is a plain one (not multipart, not SSE-KMS or SSE-C). */
-function plainMd5(head: ObjectHead): string | undefined {
-  const etag = head.ETag?.replace(/"/g, '');
-  if (!etag || !/^[0-9a-f]{32}$/i.test(etag)) return undefined;
-  const encrypted = etagEncryption({ serverSideEncryption: head.ServerSideEncryption, sseCustomerAlgorithm: head.SSECustomerAlgorithm });
-  return encrypted ? undefined : etag.toLowerCase();
 }
