@@ -131,6 +131,12 @@ describe('cp - s3://bucket/key (upload from stdin)', () => {
     expect(head.ContentLength).toBe(0);
   });
 
+  it('refuses a stdin that is a directory (Node reads it as empty): exit 2, nothing stored', async () => {
+    const fromDir = await bash('"$NODE" "$CLI" cp - "$1" < "$2"', url('stdin/from-dir'), tmpdir());
+    expectFailure(fromDir, 2, 'stdin ("-") is a directory');
+    expect(await listKeys(client, bucket)).not.toContain('stdin/from-dir');
+  });
+
   it('raises the part size with --expected-size so that the size fits in 10,000 parts', async () => {
     const data = (await readFile(bigFile)).subarray(0, 30 * MiB);
     // 100 GiB / 10,000 = 10.24 MiB: parts of 11 MiB, so 3 of them for 30 MiB (6 without the flag).

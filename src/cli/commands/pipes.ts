@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { parseSize } from '../../config.js';
 import { LocalFileError, UsageError } from '../../errors.js';
 import { parseLocation, type S3Location } from '../../location.js';
@@ -43,6 +44,7 @@ export async function copyStream(
       );
     }
     const expectedSize = args.expectedSize === undefined ? undefined : parseSize(args.expectedSize, '--expected-size');
+    assertStdinReadable();
     const manager = await context.manager();
     // stdin is read here and nowhere else; the library takes any Readable.
     await manager.uploadStream(process.stdin, to.bucket, to.key, { extraArgs: uploadExtraArgsFrom(args), expectedSize });
@@ -71,4 +73,21 @@ function streamEnd(operand: string, message: string): S3Location {
   const location = parseLocation(operand);
   if (location.kind !== 's3') throw new UsageError(`${message} (got "${operand}")`, 'NoS3Url');
   return location;
+}
+
+/**
+ * Refuses a stdin that is a directory (`< somedir`): Node reads it as an empty stream, which would
+ * store an empty object and exit 0. (A closed stdin cannot be told from `< /dev/null`: Node opens
+ * /dev/null in its place.)
+ */
+function assertStdinReadable(): void {
+  let isDirectory = false;
+  try {
+    isDirectory = fstatSync(0).isDirectory();
+  } catch {
+    // not a file descriptor fstat can look at: reading it says what is wrong
+  }
+  if (isDirectory) {
+    throw new LocalFileError('stdin ("-") is a directory: redirect a file or a pipe into it', 'EISDIR', { source: '-', isSource: true });
+  }
 }
