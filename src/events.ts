@@ -109,10 +109,12 @@ export class SubscriberSet {
     this.each((s) => s.onFailed?.(this.transfer, error));
   }
 
-  private each(call: (s: TransferSubscriber) => void): void {
+  private each(call: (s: TransferSubscriber) => unknown): void {
     for (const s of this.subscribers) {
       try {
-        call(s);
+        const returned = call(s);
+        // An async subscriber that rejects must not become an unhandled rejection (a crash).
+        if (returned instanceof Promise) returned.catch(() => {});
       } catch {
         // A rendering bug must not corrupt or abort a transfer.
       }

@@ -327,6 +327,32 @@ describe('TransferManager', () => {
     expect(done.sort()).toEqual(['x', 'y']);
     expect(bytes).toBe(100 + 101);
   });
+
+  it('a subscriber that throws, or whose async handler rejects, breaks neither the transfer nor the process', async () => {
+    slowStore();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const manager = new TransferManager(client, {
+        subscribers: [
+          {
+            onProgress: () => {
+              throw new Error('a rendering bug');
+            },
+            onDone: async () => {
+              throw new Error('an async rendering bug');
+            },
+          },
+        ],
+      });
+      await expect(manager.upload(small[0]!, 'b', 'z')).resolves.toMatchObject({ key: 'z' });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
 
 describe('AdaptiveConcurrency: the store says slow down', () => {
