@@ -111,7 +111,12 @@ export class DownloadVerification {
    * rather than corrupt.
    * @throws {IntegrityError} `ChecksumMismatch` with both digests, or `Unverifiable` under `require`.
    */
-  async conclude(refetch: (() => Promise<void>) | undefined, filePath?: string): Promise<VerificationOutcome> {
+  async conclude(
+    refetch: (() => Promise<void>) | undefined,
+    filePath?: string,
+    /** How a mismatch without `refetch` ends its message: what became of the bytes. */
+    notFetchedAgain = ' (written in place to a device or pipe, so not fetched again)',
+  ): Promise<VerificationOutcome> {
     const check = this.check;
     const first = this.passes[0];
     if (!check || !first)
@@ -119,7 +124,7 @@ export class DownloadVerification {
     const firstDigests = await first.unitDigests();
     const firstValue = await digestValue(check, first.units, firstDigests);
     if (firstValue === check.expected) return { verified: check.method, warnings: [] };
-    if (!refetch) throw this.mismatch(check, firstValue, 'written in place to a device or pipe, so not fetched again');
+    if (!refetch) throw this.mismatch(check, firstValue, notFetchedAgain);
 
     await refetch();
     const second = this.passes[this.passes.length - 1]!;
@@ -151,14 +156,15 @@ export class DownloadVerification {
       check,
       secondValue,
       changed.length === 0
-        ? 'the same bytes in two downloads'
-        : `fetched twice, the first time ${firstValue}; ${unit}s that differed between the two: ${summarise(changed)}`,
+        ? ' (the same bytes in two downloads)'
+        : ` (fetched twice, the first time ${firstValue}; ${unit}s that differed between the two: ${summarise(changed)})`,
     );
   }
 
-  private mismatch(check: Check, actual: string, detail: string): IntegrityError {
+  /** `ending`: what follows the digests in the message (a parenthesised detail, or a consequence). */
+  private mismatch(check: Check, actual: string, ending: string): IntegrityError {
     return new IntegrityError(
-      `${this.context.source}: the downloaded bytes do not match the object's ${check.label}: expected ${check.expected}, got ${actual} (${detail})`,
+      `${this.context.source}: the downloaded bytes do not match the object's ${check.label}: expected ${check.expected}, got ${actual}${ending}`,
       'ChecksumMismatch',
       { source: this.context.source, destination: this.context.destination },
     );

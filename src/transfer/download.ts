@@ -60,10 +60,7 @@ export async function runDownload(
   t.info.destination = target;
   const mode = t.config.verify ?? DEFAULT_VERIFY_MODE;
   const verify = mode !== 'off';
-  // A listing's ETag does for a single-part object (the GET's headers tell its encryption); a
-  // multipart one needs HEAD's metadata and checksums to be verified.
-  const skipHead = known !== undefined && (!verify || (known.etag !== undefined && multipartEtagParts(known.etag) === undefined));
-  const head: ObjectHead = skipHead ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request, verify);
+  const head = await objectHead(t, request, known, verify);
   const size = head.ContentLength ?? 0;
   t.events.queued(size);
   const verification = verify ? await planDownloadVerification(t, request, head, size) : undefined;
@@ -174,6 +171,21 @@ export async function planDownloadVerification(
 function tempPathOf(file: DownloadSink): string | undefined {
   const path = (file as { tempPath?: unknown }).tempPath;
   return typeof path === 'string' ? path : undefined;
+}
+
+/**
+ * What a download needs to know of the object before its GETs: a listing's size and ETag when
+ * they do (no verification, or a single-part object, whose GET headers tell its encryption), else
+ * HeadObject (with the stored checksums when verifying; a multipart one needs its metadata).
+ */
+export async function objectHead(
+  t: TransferContext,
+  request: GetObjectCommandInput,
+  known: KnownObject | undefined,
+  verify: boolean,
+): Promise<ObjectHead> {
+  const listed = known !== undefined && (!verify || (known.etag !== undefined && multipartEtagParts(known.etag) === undefined));
+  return listed ? { ContentLength: known.size, ETag: known.etag } : headObject(t, request, verify);
 }
 
 /**

@@ -7,9 +7,9 @@ import type { TransferContext, TransferOptions } from '../engine/transfer-contex
 import { IntegrityError, LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { digestValue, PassDigests, type VerificationPlan } from '../integrity/checks.js';
-import { layoutRanges, multipartEtagParts } from '../integrity/layout.js';
+import { layoutRanges } from '../integrity/layout.js';
 import type { DownloadVerification, VerificationOutcome } from '../integrity/verification.js';
-import { type DownloadExtraArgs, headObject, type KnownObject, type ObjectHead, planDownloadVerification } from './download.js';
+import { type DownloadExtraArgs, type KnownObject, type ObjectHead, objectHead, planDownloadVerification } from './download.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
 import { getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 
@@ -63,10 +63,7 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
   try {
     const known = options.known;
     const verify = (t.config.verify ?? DEFAULT_VERIFY_MODE) !== 'off';
-    // As for a file: a listing's ETag does for a single-part object (the GET's headers tell its
-    // encryption); a multipart one needs HEAD's metadata and checksums to be verified.
-    const skipHead = known !== undefined && (!verify || (known.etag !== undefined && multipartEtagParts(known.etag) === undefined));
-    const head: ObjectHead = skipHead ? { ContentLength: known.size, ETag: known.etag } : await headObject(t, request, verify);
+    const head = await objectHead(t, request, known, verify);
     const size = head.ContentLength ?? 0;
     t.events.queued(size);
     const plan = planParts(size, t.config, 'download');
@@ -180,9 +177,13 @@ class StreamVerification {
    * @throws {IntegrityError} `ChecksumMismatch`, or `Unverifiable` under `require`.
    */
   async conclude(written: number): Promise<VerificationOutcome> {
-    const t = this.t;
+    const destination = this.t.info.destination;
+    const consequence =
+      written > 0
+        ? `: the output is corrupt (${written} bytes were written to ${destination} and cannot be taken back; a stream is not fetched again)`
+        : ': nothing was written';
     try {
-      return await this.verification.conclude(undefined);
+      return await this.verification.conclude(undefined, undefined, consequence);
     } catch (error) {
       if (!(error instanceof IntegrityError) || error.code !== 'ChecksumMismatch') throw error;
       for (const pass of this.alternatives) {
@@ -190,34 +191,20 @@ class StreamVerification {
           return { verified: pass.check.method, warnings: [] };
         }
       }
-      const base = error.message.replace(/ \(written in place to a device or pipe, so not fetched again\)$/, '');
-      const consequence =
-        written > 0
-          ? `: the output is corrupt (${written} bytes were written to ${t.info.destination} and cannot be taken back; a stream is not fetched again)`
-          : ': nothing was written';
-      throw new IntegrityError(`${base}${consequence}`, 'ChecksumMismatch', {
-        operation: 'download',
-        source: t.info.source,
-        destination: t.info.destination,
-        cause: error,
-      });
+      throw error;
     }
   }
 }
 
-/** Marks errors whose message already tells what became of the output. */
-const TOLD = new WeakSet<object>();
-
 /**
  * A failure after bytes went out: its message says the output is incomplete (a pipe cannot take
- * them back). Not for a reader that went away (EPIPE: it took what it wanted).
+ * them back). Not for a reader that went away (EPIPE: it took what it wanted), nor for a mismatch,
+ * whose message already says what became of the output ({@link StreamVerification.conclude}).
  */
 function sayIncomplete(failure: S3xferError, written: number): S3xferError {
-  if (written === 0 || TOLD.has(failure)) return failure;
+  if (written === 0) return failure;
   if (failure instanceof LocalFileError && failure.code === 'EPIPE') return failure;
-  if (failure instanceof IntegrityError && failure.code === 'ChecksumMismatch' && /the output is corrupt/.test(failure.message))
-    return failure;
-  TOLD.add(failure);
+  if (failure instanceof IntegrityError && failure.code === 'ChecksumMismatch') return failure;
   failure.message = `${failure.message} (the output is incomplete: ${written} bytes were written)`;
   return failure;
 }
