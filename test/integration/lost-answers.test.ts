@@ -1,7 +1,10 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { NetworkError, S3ServiceError, TransferAbortedError, uploadFile } from '../../src/index.js';
+import { NetworkError, S3ServiceError, TransferAbortedError, TransferManager, uploadFile } from '../../src/index.js';
 import {
   type FaultProxy,
   type FaultRule,
@@ -188,5 +191,49 @@ describe('a lost CompleteMultipartUpload answer', () => {
     expect(await openMultipartUploads(direct, bucket)).toEqual([]);
     const { Contents } = await direct.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'complete-theirs' }));
     expect(Contents?.map((o) => o.Key)).toEqual(['complete-theirs.bin']);
+  });
+});
+
+/** A file as a stream of unknown length, in 64 KiB chunks as stdin delivers a pipe (uploadStream, `cp -`). */
+function streamOf(file: string): Readable {
+  return createReadStream(file, { highWaterMark: 64 * 1024 });
+}
+
+async function storedBytes(key: string): Promise<Buffer> {
+  const object = await direct.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(await object.Body!.transformToByteArray());
+}
+
+// Uploads of unknown length (uploadStream, stdin) send their Create through lib-storage; the same
+// sweep must abort the uploads lost answers created, whether the upload then succeeds or fails.
+describe('a lost CreateMultipartUpload answer of a stream upload', () => {
+  it('once: the stream is stored, and the upload created by the lost attempt is aborted', async () => {
+    const client = await throughProxy([{ match: isCreateMultipartUpload, fault: { type: 'lose-answer' }, times: 1 }]);
+
+    const result = await new TransferManager(client, { config }).uploadStream(streamOf(source), bucket, 'stream-create-1.bin');
+
+    expect(result).toMatchObject({ bytes: SIZE, multipart: true, parts: 3 });
+    expect(result.warnings).toBeUndefined();
+    expect(Buffer.compare(await storedBytes('stream-create-1.bin'), await readFile(source))).toBe(0);
+    expect(requests(proxy!.log, isCreateMultipartUpload).map((e) => [e.upstreamStatus, e.fault])).toEqual([
+      [200, 'lose-answer'],
+      [200, undefined],
+    ]);
+    expect(requests(proxy!.log, isAbortMultipartUpload)).toHaveLength(1);
+    expect(await openMultipartUploads(direct, bucket)).toEqual([]);
+  });
+
+  it('on every attempt: the upload fails with the network error, and the uploads its attempts created are aborted', async () => {
+    const client = await throughProxy([{ match: isCreateMultipartUpload, fault: { type: 'lose-answer' } }], 2);
+
+    const failure = await new TransferManager(client, { config })
+      .uploadStream(streamOf(source), bucket, 'stream-create-lost.bin')
+      .catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(NetworkError);
+    expect((failure as NetworkError).code).toBe('ECONNRESET');
+    expect(requests(proxy!.log, isCreateMultipartUpload).map((e) => e.upstreamStatus)).toEqual([200, 200]);
+    expect(requests(proxy!.log, isAbortMultipartUpload)).toHaveLength(2);
+    expect(await openMultipartUploads(direct, bucket)).toEqual([]);
   });
 });
