@@ -74,7 +74,7 @@ export const FALLBACK_REGION = 'us-east-1';
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint || undefined;
   if (endpoint !== undefined && !isHttpUrl(endpoint)) {
-    throw new UsageError(`invalid endpoint "${endpoint}": expected http://host[:port] or https://host[:port]`, 'InvalidEndpoint');
+    throw new UsageError(`invalid endpoint URL "${endpoint}": expected http://host[:port] or https://host[:port]`, 'InvalidEndpoint');
   }
   // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);

@@ -186,18 +186,8 @@ export interface UploadArgs {
  * `AWS_CA_BUNDLE`, then the profile's `ca_bundle`, resolved by the caller).
  */
 export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, transfer: TransferConfig, caBundle?: string): S3ClientOptions {
+  // createS3Client checks it (InvalidEndpoint).
   const endpoint = args.endpointUrl || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
-  if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new UsageError(`invalid endpoint URL "${endpoint}": expected http://host[:port] or https://host[:port]`, 'InvalidEndpoint');
-    }
-  }
   return {
     endpoint,
     region: args.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
