@@ -12,7 +12,6 @@ export class JobProgress implements TransferSubscriber {
   bytesQueued = 0;
   /** Transfers queued whose size is not known (stdin), by {@link sizelessKey}: the total is unknown until they end. */
   private readonly sizeless = new Map<string, number>();
-  private unknownSizes = 0;
   private last: TransferInfo | undefined;
 
   constructor(readonly meter: ProgressMeter = new ProgressMeter()) {}
@@ -22,7 +21,6 @@ export class JobProgress implements TransferSubscriber {
     if (transfer.totalBytes === undefined) {
       const key = sizelessKey(transfer);
       this.sizeless.set(key, (this.sizeless.get(key) ?? 0) + 1);
-      this.unknownSizes++;
     } else {
       this.bytesQueued += transfer.totalBytes;
     }
@@ -50,7 +48,6 @@ export class JobProgress implements TransferSubscriber {
     if (count === undefined) return;
     if (count <= 1) this.sizeless.delete(key);
     else this.sizeless.set(key, count - 1);
-    this.unknownSizes--;
     this.bytesQueued += bytes;
   }
 
@@ -64,7 +61,7 @@ export class JobProgress implements TransferSubscriber {
    * `3/10 files  12.0 MiB / 1.0 GiB (1%)  120.0 MiB/s  ETA 8s` for many.
    */
   text(): string {
-    const bytes = progressText(this.unknownSizes > 0 ? undefined : this.bytesQueued, this.meter);
+    const bytes = progressText(this.sizeless.size > 0 ? undefined : this.bytesQueued, this.meter);
     if (this.filesQueued <= 1 && this.last) return `${describeTransfer(this.last)}  ${bytes}`;
     const failed = this.filesFailed > 0 ? `, ${this.filesFailed} failed` : '';
     return `${this.filesDone}/${this.filesQueued} files${failed}  ${bytes}`;
