@@ -17,7 +17,7 @@ export {
   S3_LIMITS,
   type TransferConfig,
 } from './config.js';
-export { type RemoveOptions, removeObjects } from './directory/remove-objects.js';
+export { type RemoveOptions, type RemoveSummary, removeObjects } from './directory/remove-objects.js';
 export {
   copyTree,
   type PlannedChange,

@@ -5,6 +5,7 @@ import { deleteObjects } from '../storage/delete-objects.js';
 import { createFilter, type FilterRule } from '../storage/filters.js';
 import { listS3 } from '../storage/s3-listing.js';
 import { toS3xferError } from '../transfer/error-mapping.js';
+import type { DryRunCounts } from './tree-jobs.js';
 
 /** Options of {@link removeObjects}. */
 export interface RemoveOptions {
@@ -24,21 +25,23 @@ export interface RemoveOptions {
   onError?: (key: string, error: S3xferError) => void;
 }
 
+/** What {@link removeObjects} did; with `dryRun`, `dryRun.deletes` says how many it would have deleted. */
+export interface RemoveSummary {
+  deleted: number;
+  deleteFailed: number;
+  dryRun?: DryRunCounts;
+}
+
 /**
  * `rm`: deletes one object, or every object under a prefix (listed page by page, deleted in
  * batches of 1,000 with DeleteObjects). Per-key refusals are reported through `onError`, not thrown.
  * @throws {S3xferError} when the listing or a whole request fails (missing bucket, no access).
  */
-export async function removeObjects(
-  client: S3Client,
-  bucket: string,
-  key: string,
-  options: RemoveOptions = {},
-): Promise<{ deleted: number; deleteFailed: number }> {
+export async function removeObjects(client: S3Client, bucket: string, key: string, options: RemoveOptions = {}): Promise<RemoveSummary> {
   if (!options.recursive) {
     if (options.dryRun) {
       options.onDeleted?.(key);
-      return { deleted: 0, deleteFailed: 0 };
+      return { deleted: 0, deleteFailed: 0, dryRun: { transfers: 0, bytes: 0, deletes: 1 } };
     }
     try {
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: options.signal });
@@ -55,10 +58,12 @@ export async function removeObjects(
     }
   }
   if (options.dryRun) {
+    let deletes = 0;
     for await (const k of keys()) {
+      deletes++;
       options.onDeleted?.(k);
     }
-    return { deleted: 0, deleteFailed: 0 };
+    return { deleted: 0, deleteFailed: 0, dryRun: { transfers: 0, bytes: 0, deletes } };
   }
   const result = await deleteObjects(client, bucket, keys(), {
     signal: options.signal,

@@ -85,6 +85,18 @@ export interface TreeSummary {
   /** Files found the same on both sides (sync). */
   unchanged: number;
   seconds: number;
+  /**
+   * Only with `dryRun` (when `transferred`, `bytes` and `deleted` stay 0): the transfers the job
+   * would have made, their bytes, and the deletions. Nothing was changed.
+   */
+  dryRun?: DryRunCounts;
+}
+
+/** What a `dryRun` job would have done. */
+export interface DryRunCounts {
+  transfers: number;
+  bytes: number;
+  deletes: number;
 }
 
 /**
@@ -236,6 +248,7 @@ class TreeJob {
     private readonly options: TreeOptions,
   ) {
     this.filter = createFilter(options.filters ?? []);
+    if (options.dryRun) this.summary.dryRun = { transfers: 0, bytes: 0, deletes: 0 };
   }
 
   /**
@@ -364,7 +377,7 @@ class TreeJob {
 
   async upload(entry: StorageEntry, bucket: string, key: string): Promise<void> {
     const path = entry.local?.path ?? entry.relative;
-    if (this.options.dryRun) return this.plan({ action: 'upload', source: path, destination: formatS3Url(bucket, key) });
+    if (this.options.dryRun) return this.plan({ action: 'upload', source: path, destination: formatS3Url(bucket, key) }, entry.size);
     await this.manager.ready();
     this.track(this.manager.upload(path, bucket, key, { extraArgs: this.options.extraArgs }), path, formatS3Url(bucket, key));
   }
@@ -390,7 +403,7 @@ class TreeJob {
       if (directory.ok) await this.makeDirectory(directory.path, true, url);
       return;
     }
-    if (this.options.dryRun) return this.plan({ action: 'download', source: url, destination: target.path });
+    if (this.options.dryRun) return this.plan({ action: 'download', source: url, destination: target.path }, entry.size);
     if (!(await this.makeDirectory(dirname(target.path), false, url))) return;
     // A directory in the file's place: the download would go inside it (as `cp s3://… DIR` does).
     if (statSyncOrUndefined(target.path)?.isDirectory()) {
@@ -467,7 +480,14 @@ class TreeJob {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
-  private plan(change: PlannedChange): void {
+  /** A dry run's change: reported, and counted (`bytes` for a transfer) in the summary. */
+  private plan(change: PlannedChange, bytes?: number): void {
+    const counts = this.summary.dryRun;
+    if (counts && change.action === 'delete') counts.deletes++;
+    else if (counts && change.action !== 'mkdir') {
+      counts.transfers++;
+      counts.bytes += bytes ?? 0;
+    }
     this.options.events?.onPlanned?.(change);
   }
 

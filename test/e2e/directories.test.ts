@@ -197,6 +197,14 @@ describe('sync', () => {
       [`(dryrun) download: ${url('dry/extra.txt')} → ${join(work, 'dry-new', 'extra.txt')}`],
       [`(dryrun) delete: ${url('dry/extra.txt')}`],
     ]);
+    // The summary says what would have been done, not "0 files".
+    expect(runs.map(summaryOf)).toEqual([
+      expect.stringMatching(/^\(dryrun\) 1 file, 3 B to transfer, 1 to delete; nothing changed \(\d+\.\d s\)$/),
+      expect.stringMatching(/^\(dryrun\) 1 file, 5 B to transfer, 1 to delete; nothing changed \(\d+\.\d s\)$/),
+      expect.stringMatching(/^\(dryrun\) 1 file, 5 B to transfer; nothing changed \(\d+\.\d s\)$/),
+      expect.stringMatching(/^\(dryrun\) 1 file, 5 B to transfer; nothing changed \(\d+\.\d s\)$/),
+      expect.stringMatching(/^\(dryrun\) 1 to delete; nothing changed \(\d+\.\d s\)$/),
+    ]);
     expect(await keysUnder('dry/')).toEqual(['extra.txt']);
     expect(await namesUnder(join(work, 'dry-dst'))).toEqual(['local-only.txt']);
     expect(await exists(join(work, 'dry-new'))).toBe(false);

@@ -157,6 +157,7 @@ describe('cp', () => {
 
 describe('directory commands', () => {
   const tree = { 'a.txt': 'a', 'sub/b.txt': 'bb', 'sub/deeper/c.txt': 'ccc' };
+  const treeBytes = Object.values(tree).join('').length;
 
   beforeAll(async () => {
     await writeTree(join(work, 'tree'), tree);
@@ -210,16 +211,17 @@ describe('directory commands', () => {
     expect(cp.records.every((r) => r.type === 'plan' && r.operation === 'upload')).toBe(true);
     expect(sorted(cp.records.map((r) => r.destination))).toEqual(sorted(Object.keys(tree).map((k) => url(`dry/${k}`))));
     expect(cp.summary).toMatchObject(ZERO);
+    expect(cp.summary.dryRun).toEqual({ transfers: Object.keys(tree).length, bytes: treeBytes, deletes: 0 });
 
     const sync = ok(await s3xfer(['sync', '--delete', '--dryrun', 'tree', url('dry/')]));
     expect(sorted(sync.records.map((r) => `${r.type} ${r.operation} ${r.destination}`))).toEqual(
       sorted([...Object.keys(tree).map((k) => `plan upload ${url(`dry/${k}`)}`), `plan delete ${url('dry/old.txt')}`]),
     );
-    expect(sync.summary).toMatchObject({ ...ZERO });
+    expect(sync.summary).toMatchObject({ ...ZERO, dryRun: { transfers: Object.keys(tree).length, bytes: treeBytes, deletes: 1 } });
 
     const rmDry = ok(await s3xfer(['rm', '--recursive', '--dryrun', url('dry/')]));
     expect(rmDry.records).toEqual([{ type: 'plan', operation: 'delete', dryrun: true, destination: url('dry/old.txt'), success: true }]);
-    expect(rmDry.summary).toMatchObject(ZERO);
+    expect(rmDry.summary).toMatchObject({ ...ZERO, dryRun: { transfers: 0, bytes: 0, deletes: 1 } });
     expect(await keysUnder('dry/')).toEqual(['old.txt']);
   });
 });

@@ -29,6 +29,14 @@ const strings = is('an array of strings', (v) => Array.isArray(v) && v.every((s)
 const exactly = (expected: unknown): Check => is(JSON.stringify(expected), (v) => v === expected);
 const oneOf = (...values: unknown[]): Check => is(`one of ${JSON.stringify(values)}`, (v) => values.includes(v));
 /** `{ code, message }`, nothing else. */
+const dryRunCounts = is(
+  'the counts of a dry run ({ transfers, bytes, deletes })',
+  (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    Object.keys(v).sort().join() === 'bytes,deletes,transfers' &&
+    Object.values(v).every((n) => Number.isInteger(n) && (n as number) >= 0),
+);
 const errorObject: Check = (value) => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return `expected {code, message}, got ${JSON.stringify(value)}`;
   const keys = Object.keys(value).sort().join(',');
@@ -144,7 +152,7 @@ export const RECORD_SCHEMAS = {
       unchanged: count,
       seconds,
     },
-    optional: { error: errorObject },
+    optional: { error: errorObject, dryRun: dryRunCounts },
   },
 } satisfies Record<string, RecordSchema>;
 

@@ -1,6 +1,7 @@
 import prettyMilliseconds from 'pretty-ms';
 import { formatBytes } from '../../config.js';
 import type { TransferResult } from '../../events.js';
+import type { JobSummaryView } from './reporter.js';
 
 /**
  * What may not reach a line people read as it is: C0 and C1 controls and DEL (`\p{Cc}`: line
@@ -101,17 +102,11 @@ export class ProgressMeter {
   }
 }
 
-/** `12 files, 1.0 GiB in 5.2 s (196.9 MiB/s); 3 unchanged, 2 skipped, 1 failed, 4 deleted` */
-export function summaryLine(s: {
-  transferred: number;
-  bytes: number;
-  seconds: number;
-  failed: number;
-  skipped: number;
-  deleted: number;
-  deleteFailed: number;
-  unchanged: number;
-}): string {
+/**
+ * `12 files, 1.0 GiB in 5.2 s (196.9 MiB/s); 3 unchanged, 2 skipped, 1 failed, 4 deleted`, or for a
+ * dry run `(dryrun) 12 files, 1.0 GiB to transfer, 4 to delete; nothing changed (0.3 s); 3 unchanged`
+ */
+export function summaryLine(s: JobSummaryView): string {
   const rate = s.seconds > 0 && s.bytes > 0 ? ` (${formatBytes(Math.round(s.bytes / s.seconds))}/s)` : '';
   const extras = [
     s.unchanged ? `${s.unchanged} unchanged` : '',
@@ -120,7 +115,13 @@ export function summaryLine(s: {
     s.deleted ? `${s.deleted} deleted` : '',
     s.deleteFailed ? `${s.deleteFailed} not deleted` : '',
   ].filter(Boolean);
-  const files = `${s.transferred} file${s.transferred === 1 ? '' : 's'}, ${formatBytes(s.bytes)}`;
-  const moved = s.transferred === 0 && extras.length > 0 ? 'nothing transferred' : files;
-  return `${moved} in ${s.seconds.toFixed(1)} s${rate}${extras.length ? `; ${extras.join(', ')}` : ''}`;
+  const tail = extras.length ? `; ${extras.join(', ')}` : '';
+  const files = (n: number, bytes: number) => `${n} file${n === 1 ? '' : 's'}, ${formatBytes(bytes)}`;
+  if (s.dryRun) {
+    const { transfers, bytes, deletes } = s.dryRun;
+    const plan = [transfers ? `${files(transfers, bytes)} to transfer` : '', deletes ? `${deletes} to delete` : ''].filter(Boolean);
+    return `(dryrun) ${plan.length ? plan.join(', ') : 'nothing to do'}; nothing changed (${s.seconds.toFixed(1)} s)${tail}`;
+  }
+  const moved = s.transferred === 0 && extras.length > 0 ? 'nothing transferred' : files(s.transferred, s.bytes);
+  return `${moved} in ${s.seconds.toFixed(1)} s${rate}${tail}`;
 }

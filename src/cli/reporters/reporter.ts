@@ -22,6 +22,8 @@ export interface JobSummaryView {
   deleteFailed: number;
   unchanged: number;
   seconds: number;
+  /** A `--dryrun` job's would-be transfers, their bytes, and deletions (nothing was changed). */
+  dryRun?: { transfers: number; bytes: number; deletes: number };
 }
 
 /**
