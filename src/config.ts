@@ -97,8 +97,9 @@ export const DEFAULT_TRANSFER_CONFIG: Readonly<TransferConfig> = Object.freeze({
  */
 export function parseSize(text: string | number, what = 'size'): number {
   const trimmed = typeof text === 'number' ? String(text) : text.trim();
-  // bytes-iec truncates unitless fractions ('1.5' → 1); a byte count must be whole.
-  const value = /^[\d.]+$/.test(trimmed) && !/^\d+$/.test(trimmed) ? null : bytes.parse(trimmed, { mode: 'compatibility' });
+  // bytes-iec truncates fractions of a byte ('1.5' and '1.3B' → 1); a byte count must be whole.
+  const fractionOfBytes = /^[\d.]+\s*b?$/i.test(trimmed) && !/^\d+\s*b?$/i.test(trimmed);
+  const value = fractionOfBytes ? null : bytes.parse(trimmed, { mode: 'compatibility' });
   if (value === null || !Number.isFinite(value) || value < 0 || !Number.isInteger(value)) {
     throw new UsageError(`invalid ${what} "${text}": expected a byte count such as 8MiB, 64MB, 1GiB or 5242880`, 'InvalidSize');
   }

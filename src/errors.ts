@@ -75,3 +75,13 @@ export class TransferAbortedError extends S3xferError {
     super(context.message ?? 'transfer aborted', context.message ? 'Cancelled' : 'Aborted', context);
   }
 }
+
+/** What a bad argument is, for a UsageError's message: `a string`, `a Buffer`, `null`, `an object`. */
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Buffer.isBuffer(value)) return 'a Buffer';
+  if (value instanceof Uint8Array) return 'a Uint8Array';
+  if (Array.isArray(value)) return 'an array';
+  const type = typeof value;
+  return type === 'object' ? `an object (${value.constructor?.name ?? 'no prototype'})` : `${/^[aeiou]/.test(type) ? 'an' : 'a'} ${type}`;
+}

@@ -110,6 +110,12 @@ export class TransferManager {
     this.adaptive = new AdaptiveConcurrency(this.pool, this.config.concurrency);
     this.budget = new MemoryBudget(this.config.memoryBudget);
     this.failurePolicy = options.failurePolicy ?? 'continue';
+    if (this.failurePolicy !== 'continue' && this.failurePolicy !== 'stop') {
+      throw new UsageError(
+        `invalid failurePolicy ${JSON.stringify(this.failurePolicy)}: it must be "continue" or "stop"`,
+        'InvalidFailurePolicy',
+      );
+    }
     const maxActive = options.maxActiveTransfers;
     if (maxActive !== undefined && !(Number.isInteger(maxActive) && maxActive >= 1)) {
       throw new UsageError(

@@ -4,7 +4,7 @@ import type { GetObjectCommandInput, GetObjectCommandOutput } from '@aws-sdk/cli
 import { DEFAULT_VERIFY_MODE } from '../config.js';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext, TransferOptions } from '../engine/transfer-context.js';
-import { IntegrityError, LocalFileError, type S3xferError, UsageError } from '../errors.js';
+import { describeValue, IntegrityError, LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { digestValue, PassDigests, type VerificationPlan } from '../integrity/checks.js';
 import { layoutRanges } from '../integrity/layout.js';
@@ -52,6 +52,10 @@ export interface StreamDownloadOptions extends TransferOptions {
  * with LocalFileError code `EPIPE` and cancels every request.
  */
 export async function runStreamDownload(t: TransferContext, writable: Writable, options: StreamDownloadOptions): Promise<TransferResult> {
+  const candidate = writable as Partial<Writable> | null;
+  if (typeof candidate?.write !== 'function' || typeof candidate.end !== 'function' || typeof candidate.once !== 'function') {
+    throw new UsageError(`downloadToStream needs a Writable stream, not ${describeValue(writable)}`, 'InvalidStream');
+  }
   const source = t.info.source;
   if (t.key === '' || t.key.endsWith('/')) {
     throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');

@@ -13,7 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { formatBytes, MiB, S3_LIMITS, type TransferConfig } from '../config.js';
 import type { Command, TransferContext, TransferOptions } from '../engine/transfer-context.js';
-import { IntegrityError, LocalFileError, UsageError } from '../errors.js';
+import { describeValue, IntegrityError, LocalFileError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
@@ -98,6 +98,14 @@ export function planStreamUpload(
  * The stream is destroyed when the upload fails.
  */
 export async function runStreamUpload(t: TransferContext, body: Readable, options: StreamUploadOptions): Promise<TransferResult> {
+  // From JavaScript a string or Buffer can arrive here: lib-storage would take it, this reader not.
+  const candidate = body as Partial<Readable> | null;
+  if (typeof candidate?.pipe !== 'function' || typeof candidate.destroy !== 'function' || !(Symbol.asyncIterator in candidate)) {
+    throw new UsageError(
+      `uploadStream needs a Readable stream, not ${describeValue(body)} (for data in memory: Readable.from([data]))`,
+      'InvalidStream',
+    );
+  }
   // Whatever fails, the stream is not read any further (its producer sees a closed pipe).
   t.onFailure(async () => {
     body.destroy();

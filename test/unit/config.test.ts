@@ -13,14 +13,19 @@ describe('parseSize', () => {
     ['5 MiB', 5 * MiB],
     ['5242880', 5 * MiB],
     ['0', 0],
+    ['1024B', 1024],
+    ['7 b', 7],
   ])('reads %s as %d bytes', (text, bytes) => {
     expect(parseSize(text)).toBe(bytes);
   });
 
-  it.each(['abc', '12XB', '-5MB', '', 'MiB', '5 MiB extra', '1.5'])('refuses %j with a UsageError naming the value', (text) => {
-    expect(() => parseSize(text, '--part-size')).toThrow(UsageError);
-    expect(() => parseSize(text, '--part-size')).toThrow(/invalid --part-size/);
-  });
+  it.each(['abc', '12XB', '-5MB', '', 'MiB', '5 MiB extra', '1.5', '1.3B', '0.5 b'])(
+    'refuses %j with a UsageError naming the value',
+    (text) => {
+      expect(() => parseSize(text, '--part-size')).toThrow(UsageError);
+      expect(() => parseSize(text, '--part-size')).toThrow(/invalid --part-size/);
+    },
+  );
 });
 
 describe('formatBytes', () => {

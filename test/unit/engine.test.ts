@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryBudget, reusableSize } from '../../src/engine/memory-budget.js';
 import { RequestPool } from '../../src/engine/request-pool.js';
 import { AdaptiveConcurrency, isThrottling } from '../../src/engine/throttle.js';
-import { type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
+import { type FailurePolicy, type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
 import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
@@ -247,13 +248,37 @@ describe('TransferManager', () => {
     expect(events).toEqual([]);
   });
 
-  it('refuses bad arguments with typed errors: maxActiveTransfers below 1, an empty bucket', async () => {
+  it('refuses bad arguments with typed errors: maxActiveTransfers below 1, an unknown failure policy, a stream that is not one, an empty bucket', async () => {
     for (const maxActiveTransfers of [0, -1, 1.5]) {
       expect(() => new TransferManager(client, { maxActiveTransfers })).toThrow(
         expect.objectContaining({ name: 'UsageError', code: 'InvalidMaxActiveTransfers' }),
       );
     }
+    // From JavaScript, or a config file: a typo must not quietly mean "continue".
+    for (const failurePolicy of ['bogus', 'Stop', '']) {
+      expect(() => new TransferManager(client, { failurePolicy: failurePolicy as FailurePolicy })).toThrow(
+        expect.objectContaining({
+          name: 'UsageError',
+          code: 'InvalidFailurePolicy',
+          message: expect.stringContaining(`"${failurePolicy}"`),
+        }),
+      );
+    }
     const manager = new TransferManager(client);
+    // A string, a Buffer or null where a stream belongs: a UsageError, no request, nothing to clean up.
+    s3.reset();
+    for (const notAStream of ['text', Buffer.from('bytes'), null]) {
+      await expect(manager.uploadStream(notAStream as unknown as Readable, 'b', 'k')).rejects.toMatchObject({
+        name: 'UsageError',
+        code: 'InvalidStream',
+        message: expect.stringMatching(/^uploadStream needs a Readable stream, not (a string|a Buffer|null)/),
+      });
+      await expect(manager.downloadToStream('b', 'k', notAStream as unknown as Writable)).rejects.toMatchObject({
+        name: 'UsageError',
+        code: 'InvalidStream',
+      });
+    }
+    expect(s3.calls()).toHaveLength(0);
     await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toMatchObject({ code: 'MissingBucket' });
     await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toBeInstanceOf(UsageError);
   });
