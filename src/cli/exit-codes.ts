@@ -26,6 +26,19 @@ export const EXIT = {
   service: 254,
 } as const;
 
+/**
+ * How bad each exit code is, for a batch (`run`) whose exit code is its worst line's: credentials
+ * (253) over a store error outside a transfer (254) over a failed transfer (1) over a bad line or
+ * skipped file (2) over success. A code not listed (a stdout that went away) ranks above them all.
+ */
+const SEVERITY: readonly number[] = [EXIT.ok, EXIT.usage, EXIT.failed, EXIT.service, EXIT.config];
+
+/** The worse of two exit codes (see SEVERITY): the same whichever order the lines end in. */
+export function worseExit(a: number, b: number): number {
+  const rank = (code: number) => (SEVERITY.includes(code) ? SEVERITY.indexOf(code) : SEVERITY.length + code);
+  return rank(b) > rank(a) ? b : a;
+}
+
 /** Codes by which a store says the credentials themselves are wrong. */
 const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired']);
 

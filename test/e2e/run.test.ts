@@ -134,6 +134,16 @@ describe('run FILE', () => {
     expect(await keysUnder(client, bucket, 'failing/')).toEqual(['ok.txt']);
   });
 
+  it('a store error outside a transfer (ls of a missing bucket) outranks a failed transfer: exit 254', async () => {
+    const result = await runFile('worst.txt', [
+      `cp ${url('worst/no-such-key')} never.txt`,
+      `ls s3://${bucket}-no-such-bucket/`,
+      'cp only-one-operand',
+    ]);
+    expectExitCode(result, 254);
+    expect(lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: ')).length).toBe(3);
+  });
+
   it('directory lines (cp --recursive, sync, rm --recursive): one summary for the batch, with their skips and unchanged files', async () => {
     await writeTree(join(work, 'tree'), { 'a.txt': 'a', 'b/c.txt': 'cc' });
     execFileSync('mkfifo', [join(work, 'tree', 'fifo')]);

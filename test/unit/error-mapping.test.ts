@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT, exitCodeFor } from '../../src/cli/exit-codes.js';
+import { EXIT, exitCodeFor, worseExit } from '../../src/cli/exit-codes.js';
 import { CredentialsError, LocalFileError, NetworkError, S3ServiceError, TransferAbortedError, UsageError } from '../../src/index.js';
 import { toS3xferError } from '../../src/transfer/error-mapping.js';
 
@@ -80,5 +80,17 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(new TransferAbortedError())).toBe(130);
     expect(exitCodeFor(new TransferAbortedError(), 'SIGTERM')).toBe(143);
     expect(exitCodeFor(new Error('bug'))).toBe(EXIT.failed);
+  });
+});
+
+describe('worseExit (a batch exits with its worst line)', () => {
+  it('ranks 253 over 254 over 1 over 2 over 0, whichever order the lines end in', () => {
+    const ranked = [EXIT.ok, EXIT.usage, EXIT.failed, EXIT.service, EXIT.config, EXIT.brokenPipe];
+    for (const [i, better] of ranked.entries()) {
+      for (const worse of ranked.slice(i)) {
+        expect(worseExit(better, worse), `${better} then ${worse}`).toBe(worse);
+        expect(worseExit(worse, better), `${worse} then ${better}`).toBe(worse);
+      }
+    }
   });
 });

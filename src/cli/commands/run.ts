@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { parse as parseShell } from 'shell-quote';
 import { LocalFileError, S3xferError, TransferAbortedError, UsageError } from '../../errors.js';
 import type { CliCommand, CommandContext } from '../command.js';
-import { EXIT, exitCodeFor } from '../exit-codes.js';
+import { EXIT, exitCodeFor, worseExit } from '../exit-codes.js';
 import { createParser } from '../parser.js';
 import type { Reporter } from '../reporters/reporter.js';
 
@@ -46,7 +46,7 @@ export const runCommand: CliCommand = {
       if (context.abortSignal.aborted) break;
       const number = lineNumber;
       const job = limit(() => runLine(text, number, BATCH_COMMANDS, lines)).then((code) => {
-        worst = worse(worst, code);
+        worst = worseExit(worst, code);
       });
       pending.add(job);
       void job.finally(() => pending.delete(job));
@@ -205,10 +205,4 @@ async function openCommandFile(path: string) {
     stream.once('error', (error: NodeJS.ErrnoException) => reject(fail(error.code ?? 'EIO')));
   });
   return stream;
-}
-
-/** The worse of two exit codes: a failure (1) outranks a skip or bad line (2), which outranks success. */
-function worse(a: number, b: number): number {
-  const rank = (code: number) => (code === EXIT.ok ? 0 : code === EXIT.usage ? 1 : 2);
-  return rank(b) > rank(a) ? b : a;
 }
