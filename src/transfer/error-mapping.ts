@@ -53,6 +53,8 @@ const FILE_CODES: Record<string, string> = {
   EEXIST: 'file exists',
   ENAMETOOLONG: 'file name too long',
   EDQUOT: 'disk quota exceeded',
+  // What open() says of a socket (and of a device file whose device is not there).
+  ENXIO: 'not a regular file (a socket, or a device that is not there)',
 };
 
 /** The HTTP status of a failed request, when the server answered. */

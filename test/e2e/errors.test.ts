@@ -7,6 +7,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
@@ -92,6 +93,24 @@ describe('local source problems exit 2', () => {
 
     expectFailure(result, 2, dir, 'is a directory', 'cp --recursive');
     await expectNothingUploaded('directory-source.bin');
+    await expectBucketUnchanged();
+  });
+
+  it('a source that is a socket or a device: "not a regular file"', async () => {
+    const socketPath = join(await freshDir('a-socket'), 'listening.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    const [socket, device] = await Promise.all([
+      s3xfer(['cp', socketPath, `s3://${bucket}/socket-source.bin`]),
+      s3xfer(['cp', '/dev/null', `s3://${bucket}/device-source.bin`]),
+    ]);
+
+    expectFailure(socket, 2, socketPath, 'not a regular file');
+    expectFailure(device, 2, '/dev/null', 'not a regular file');
+    await expectNothingUploaded('socket-source.bin');
+    await expectNothingUploaded('device-source.bin');
     await expectBucketUnchanged();
   });
 
