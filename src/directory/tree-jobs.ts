@@ -1,11 +1,11 @@
-import { mkdir, stat, unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { SiblingFailed } from '../engine/transfer-context.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
-import { statSyncOrUndefined } from '../sinks/download-file.js';
+import { makeDirectories, statSyncOrUndefined } from '../sinks/download-file.js';
 import { deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
 import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
@@ -354,7 +354,7 @@ class TreeJob {
     const path = this.rootToMake;
     if (path === undefined) return;
     try {
-      await mkdir(path, { recursive: true });
+      await makeDirectories(path);
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === 'ENOTDIR' || code === 'EEXIST') {
@@ -503,7 +503,7 @@ class TreeJob {
       return true;
     }
     try {
-      await mkdir(path, { recursive: true });
+      await makeDirectories(path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const inTheWay = code === 'EEXIST' || code === 'ENOTDIR';

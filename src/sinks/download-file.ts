@@ -12,8 +12,8 @@ import {
   writeSync,
   writevSync,
 } from 'node:fs';
-import { type FileHandle, lstat, open, rename, stat, unlink, utimes } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { type FileHandle, lstat, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
 import { fileError } from '../transfer/error-mapping.js';
@@ -300,4 +300,42 @@ async function lstatOrUndefined(path: string) {
 
 async function statOrUndefined(path: string) {
   return stat(path).catch(() => undefined);
+}
+
+/**
+ * `mkdir -p` for download destinations. Not Node's `mkdir(path, { recursive: true })`: that spins
+ * at 100% CPU forever when an existing parent cannot hold children, as under /proc, where the
+ * child's mkdir answers ENOENT and the parent's EEXIST. Here the missing directories are made one
+ * by one from the deepest one that exists, and the first refusal is thrown as the system gave it
+ * (ENOENT, EACCES, ENOTDIR when a file is in the way, EEXIST when `path` itself is a file).
+ */
+export async function makeDirectories(path: string): Promise<void> {
+  const missing: string[] = [];
+  for (let current = resolve(path); ; ) {
+    const info = await stat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (info) {
+      if (missing.length === 0 && !info.isDirectory()) throw existsError(current);
+      break;
+    }
+    missing.push(current);
+    const parent = dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  for (const directory of missing.reverse()) {
+    try {
+      await mkdir(directory);
+    } catch (error) {
+      // Made meanwhile by another job is fine; a file or a dangling link in its place is not.
+      const made = (error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(directory).catch(() => undefined))?.isDirectory();
+      if (!made) throw error;
+    }
+  }
+}
+
+function existsError(path: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EEXIST: file already exists, mkdir '${path}'`), { code: 'EEXIST', errno: -17, syscall: 'mkdir', path });
 }

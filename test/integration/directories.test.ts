@@ -543,6 +543,15 @@ describe('bad input is refused before anything changes', () => {
     }
     expect(await readFile(file, 'utf8')).toBe('stays');
 
+    // A directory that cannot be made under /proc: refused at once (Node's recursive mkdir spins there).
+    if (process.platform === 'linux') {
+      for (const job of [copy, sync]) {
+        const underProc = await rejection(job(s3('bad/'), local('/proc/s3xfer-no-such-dir/dst')));
+        expect(underProc).toBeInstanceOf(LocalFileError);
+        expect(underProc).toMatchObject({ code: 'ENOENT', message: expect.stringContaining('/proc/s3xfer-no-such-dir/dst') });
+      }
+    }
+
     const bothS3 = await rejection(copy(s3('bad/'), s3('elsewhere/')));
     expect(bothS3).toBeInstanceOf(UsageError);
     expect(bothS3).toMatchObject({ code: 'BadOperands' });
