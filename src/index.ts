@@ -20,6 +20,7 @@ export {
 export { type RemoveOptions, type RemoveSummary, removeObjects } from './directory/remove-objects.js';
 export {
   copyTree,
+  type DryRunCounts,
   type PlannedChange,
   type SkippedItem,
   type SyncTreeOptions,
