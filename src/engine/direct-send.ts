@@ -1,5 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { userAgentMiddleware } from '@aws-sdk/core/client';
+import { recursionDetectionMiddleware, userAgentMiddleware } from '@aws-sdk/core/client';
 import { s3ExpiresMiddleware, throw200ExceptionsMiddleware } from '@aws-sdk/middleware-sdk-s3';
 import { getEndpointFromInstructions, toEndpointV1 } from '@smithy/core/endpoints';
 import { getRetryAfterHint, isClockSkewError, isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
@@ -324,6 +324,7 @@ async function signedRequest(
   // Without one (a provider that failed), requests go without, as they would with no middleware.
   route.client.userAgent ??= userAgentOf(config, request).catch(() => ({}));
   Object.assign(request.headers, await route.client.userAgent);
+  await traceHeaders({ input: {}, request } as never);
   const signer = await route.client.signer;
   return signer.sign(request, {
     signingDate: new Date(Date.now() + (config.systemClockOffset ?? 0)),
@@ -331,6 +332,13 @@ async function signedRequest(
     signingService: route.signingService,
   });
 }
+
+/**
+ * The SDK's recursion detection, run on every direct request as the SDK runs it on each of its own
+ * (about 1 µs): in AWS Lambda, the invocation's `X-Amzn-Trace-Id` and trace context headers, which
+ * change per invocation; elsewhere nothing.
+ */
+const traceHeaders = recursionDetectionMiddleware()(async (args) => ({ output: args.request, response: undefined }) as never, {} as never);
 
 /**
  * The user-agent headers the client's requests carry: the SDK's own user-agent middleware, with

@@ -155,6 +155,34 @@ describe('the direct first attempt', () => {
     expect(requests.map((r) => r.headers['x-amz-user-agent'])).toEqual(Array(3).fill(requests[2]!.headers['x-amz-user-agent']));
   });
 
+  it('in AWS Lambda, carries the invocation’s X-Amzn-Trace-Id as the SDK does, read per request', async () => {
+    handler = ok;
+    const names = ['AWS_LAMBDA_FUNCTION_NAME', '_X_AMZN_TRACE_ID'] as const;
+    const before = names.map((name) => process.env[name]);
+    const c = client();
+    try {
+      await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+      process.env.AWS_LAMBDA_FUNCTION_NAME = 'resize-images';
+      process.env._X_AMZN_TRACE_ID = 'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1';
+      await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+      await c.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'k' }));
+      process.env._X_AMZN_TRACE_ID = 'Root=1-00000000-000000000000000000000002;Sampled=0';
+      await sendS3(c, new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }));
+    } finally {
+      names.forEach((name, i) => {
+        if (before[i] === undefined) delete process.env[name];
+        else process.env[name] = before[i];
+      });
+    }
+    expect(requests.map(viaSdk)).toEqual([false, false, true, false]);
+    expect(requests.map((r) => r.headers['x-amzn-trace-id'])).toEqual([
+      undefined,
+      'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1',
+      'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1',
+      'Root=1-00000000-000000000000000000000002;Sampled=0',
+    ]);
+  });
+
   it('gives a body of known length its Content-Length when the input has none, signed, as the SDK does', async () => {
     handler = ok;
     await sendS3(client(), new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }));
