@@ -9,11 +9,12 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, randomFile, sha256File } from '../helpers/files.js';
+import { MiB, randomFile, rm, sha256File } from '../helpers/files.js';
 import { cliEnv, listKeys, openMultipartUploads } from '../helpers/s3.js';
 import { expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
 import { CLI, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, pollUntil, runCli } from './run-cli.js';
@@ -235,6 +236,37 @@ describe('cp s3://bucket/key - (download to stdout)', () => {
     const result = await bash('"$NODE" "$CLI" cp "$1" - | head -c 100 >/dev/null; exit $PIPESTATUS', url('out/4mib'));
     expectExitCode(result, 141);
     expect(result.stderr).toBe('');
+  });
+
+  it('writes to a file (> out, and >> after what it holds) byte for byte', async () => {
+    const result = await bash(
+      'echo before > appended.bin && "$NODE" "$CLI" cp "$1" - > out.bin && "$NODE" "$CLI" cp "$1" - >> appended.bin',
+      url('out/big.bin'),
+    );
+    expectExitCode(result, 0);
+    expect(await sha256File(join(work, 'out.bin'))).toBe(bigSha256);
+    const appended = await readFile(join(work, 'appended.bin'));
+    expect(appended.subarray(0, 7).toString()).toBe('before\n');
+    expect(sha256(appended.subarray(7))).toBe(bigSha256);
+  });
+
+  it('a file on a disk that fills up: exit 1, "no space left on device", never a short file and success', async (context) => {
+    // Node's stdout on a file drops what a short write left out; only a real full disk shows it.
+    context.skip(process.getuid?.() !== 0, 'needs root to mount a small tmpfs');
+    const full = join(work, 'full');
+    await mkdir(full);
+    const mounted = await runCli(['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { command: 'mount' });
+    context.skip(mounted.code !== 0, `cannot mount a tmpfs here: ${mounted.stderr.trim()}`);
+    try {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'out/3mib', Body: Buffer.alloc(3 * MiB, 'y') }));
+      for (const key of ['out/3mib', 'out/big.bin']) {
+        const result = await bash('"$NODE" "$CLI" cp "$1" - > "$2"', url(key), join(full, 'out.bin'));
+        expectFailure(result, 1, '-: cannot write: no space left on device');
+        await rm(join(full, 'out.bin'));
+      }
+    } finally {
+      await runCli([full], { command: 'umount' });
+    }
   });
 
   it('reports a missing object on stderr with exit 1, writing nothing', async () => {
