@@ -1,6 +1,6 @@
 import { createWriteStream, fstatSync, type Stats } from 'node:fs';
-import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
+import { isatty } from 'node:tty';
 import { parseSize } from '../../config.js';
 import { LocalFileError, UsageError } from '../../errors.js';
 import { parseLocation, type S3Location } from '../../location.js';
