@@ -49,7 +49,8 @@ const FILE_CODES: Record<string, string> = {
   ENOTDIR: 'not a directory',
   ENOSPC: 'no space left on device',
   EROFS: 'read-only file system',
-  EMFILE: 'too many open files',
+  EMFILE: 'too many open files (raise the limit, `ulimit -n`, or lower --concurrency)',
+  ENFILE: 'too many open files in the system',
   EEXIST: 'file exists',
   ENAMETOOLONG: 'file name too long',
   EDQUOT: 'disk quota exceeded',
@@ -97,6 +98,10 @@ export function toS3xferError(error: unknown, context: RequestContext): S3xferEr
   if (status !== undefined && status >= 300) return serviceError(e, status, where, bucket, ctx);
   if (e.code !== undefined && e.syscall !== undefined && FILE_CODES[e.code] && e.path !== undefined) {
     return new LocalFileError(`${e.path}: ${FILE_CODES[e.code]}`, e.code, ctx);
+  }
+  if ((e.code === 'EMFILE' || e.code === 'ENFILE') && e.syscall !== undefined) {
+    // A socket the process could not open (`connect EMFILE`): a local limit, not the endpoint.
+    return new LocalFileError(`cannot open a connection: ${FILE_CODES[e.code]}`, e.code, ctx);
   }
   const networkCode = e.code ?? (e.name === 'TimeoutError' ? 'ETIMEDOUT' : undefined);
   if (networkCode !== undefined && NETWORK_CODES[networkCode]) {

@@ -58,6 +58,20 @@ describe('toS3xferError', () => {
     expect(error.message).toBe('/full/a: no space left on device');
   });
 
+  it('too many open files, for a socket or a file: a local limit with the way out, never a raw Node message', () => {
+    const socket = Object.assign(new Error('connect EMFILE 127.0.0.1:7480 - Local (undefined:undefined)'), {
+      code: 'EMFILE',
+      syscall: 'connect',
+      $metadata: { attempts: 1 },
+    });
+    const fromSocket = toS3xferError(socket, ctx);
+    expect(fromSocket).toBeInstanceOf(LocalFileError);
+    expect(fromSocket.message).toBe('cannot open a connection: too many open files (raise the limit, `ulimit -n`, or lower --concurrency)');
+    expect(fromSocket.code).toBe('EMFILE');
+    const file = Object.assign(new Error('x'), { code: 'EMFILE', syscall: 'open', path: '/src/a.txt' });
+    expect(toS3xferError(file, ctx).message).toBe('/src/a.txt: too many open files (raise the limit, `ulimit -n`, or lower --concurrency)');
+  });
+
   it('keeps the original error as cause', () => {
     const original = sdkError('NoSuchKey', 404);
     expect(toS3xferError(original, ctx).cause).toBe(original);
