@@ -5,6 +5,7 @@ import {
   type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import pRetry from 'p-retry';
+import { quote } from 'shell-quote';
 import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError } from '../errors.js';
 import { statusOf } from './error-mapping.js';
@@ -86,6 +87,21 @@ export async function abortMultipartUpload(t: TransferContext, input: AbortMulti
     });
   } catch (error) {
     if (noSuchUpload(error)) return;
-    throw new Error(`the multipart upload ${input.UploadId} could not be aborted, so its parts remain on the server`, { cause: error });
+    // Its parts cost storage until removed: say how (s3xfer has no command of its own for it).
+    const how = quote([
+      'aws',
+      's3api',
+      'abort-multipart-upload',
+      '--bucket',
+      input.Bucket ?? '',
+      '--key',
+      input.Key ?? '',
+      '--upload-id',
+      input.UploadId ?? '',
+    ]);
+    throw new Error(
+      `the multipart upload ${input.UploadId} could not be aborted, so its parts remain on the server (remove them with \`${how}\`, or a lifecycle rule that aborts incomplete multipart uploads)`,
+      { cause: error },
+    );
   }
 }

@@ -200,6 +200,10 @@ describe('uploadFile at or above the multipart threshold', () => {
     expect(failure).toBeInstanceOf(S3xferError);
     expect((failure as S3xferError).code).toBe('AbortFailed');
     expect((failure as Error).message).toMatch(/InternalError.*the multipart upload up-1 could not be aborted/);
+    // How to remove its parts, as a command to paste (the key quoted for a shell).
+    expect((failure as Error).message).toContain(
+      '(remove them with `aws s3api abort-multipart-upload --bucket bkt --key big.bin --upload-id up-1`',
+    );
   });
 
   it('checks the stored size after completing', async () => {
