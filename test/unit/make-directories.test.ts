@@ -9,7 +9,7 @@ describe('makeDirectories (mkdir -p of download destinations)', () => {
   beforeAll(async () => {
     work = await tempDir('make-directories-');
   });
-  afterAll(() => rm(work));
+  afterAll(() => rm(work, { recursive: true, force: true }));
 
   const isDirectory = async (path: string) => (await stat(path)).isDirectory();
 
