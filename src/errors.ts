@@ -71,8 +71,16 @@ export class IntegrityError extends S3xferError {}
  * because another transfer of the same manager failed under the failure policy `stop`.
  */
 export class TransferAbortedError extends S3xferError {
-  constructor(context: ErrorContext & { message?: string } = {}) {
-    super(context.message ?? 'transfer aborted', context.message ? 'Cancelled' : 'Aborted', context);
+  /**
+   * What the cancellation could not take back, when something: e.g. DeleteObjects requests already
+   * sent, which the store carries out whether or not anyone waits for the answer.
+   */
+  readonly unfinished?: string;
+
+  constructor(context: ErrorContext & { message?: string; unfinished?: string } = {}) {
+    const { unfinished, ...rest } = context;
+    super(context.message ?? 'transfer aborted', context.message ? 'Cancelled' : 'Aborted', rest);
+    if (unfinished !== undefined) this.unfinished = unfinished;
   }
 }
 

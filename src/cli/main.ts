@@ -5,7 +5,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { hideBin } from 'yargs/helpers';
 import { resolveTransferConfig } from '../config.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
-import { S3xferError, UsageError } from '../errors.js';
+import { S3xferError, TransferAbortedError, UsageError } from '../errors.js';
 import type { CliCommand, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -134,7 +134,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
     const exitCode = exitCodeFor(failure, signalled);
     const message =
       exitCode === EXIT.interrupted || exitCode === EXIT.terminated
-        ? `interrupted (${signalled ?? 'aborted'}); nothing was left behind`
+        ? `interrupted (${signalled ?? 'aborted'}); ${(failure instanceof TransferAbortedError && failure.unfinished) || 'nothing was left behind'}`
         : failure.message;
     const details = { code: failure.code, exitCode, ...(debug ? { stack: stackOf(error) } : {}) };
     const fallback = json ? 'json' : 'plain';

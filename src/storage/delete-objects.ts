@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type S3xferError, TransferAbortedError } from '../errors.js';
 import { formatS3Url } from '../location.js';
-import { toS3xferError } from '../transfer/error-mapping.js';
+import { statusOf, toS3xferError } from '../transfer/error-mapping.js';
 
 /** A key S3 refused to delete (reported by {@link deleteObjects}, not thrown). */
 export interface DeleteFailure {
@@ -77,6 +77,14 @@ export async function deleteObjects(
     options.onError?.({ key, code, message });
   };
 
+  // Keys of requests that were sent but got no answer (cancelled, connection lost, a 5xx): the
+  // store may have deleted some or all of them, and goes on deleting after a cancellation.
+  let unanswered = 0;
+  const unanswering = (error: unknown, keys: number) => {
+    const status = statusOf(error);
+    if (status === undefined || status >= 500) unanswered += keys;
+  };
+
   const sendBatch = async (batch: string[]) => {
     let refused: Map<string, { Code?: string; Message?: string }>;
     try {
@@ -86,6 +94,7 @@ export async function deleteObjects(
       );
       refused = new Map((output.Errors ?? []).filter((error) => error.Key !== undefined).map((error) => [error.Key!, error]));
     } catch (error) {
+      unanswering(error, batch.length);
       throw toS3xferError(error, { bucket, operation: 'DeleteObjects', destination: formatS3Url(bucket, '') });
     }
     for (const key of batch) {
@@ -101,7 +110,12 @@ export async function deleteObjects(
       deleted(key);
     } catch (error) {
       const mapped = toS3xferError(error, { bucket, key, operation: 'DeleteObject' });
-      if (mapped instanceof TransferAbortedError) throw mapped;
+      // A key the store refused is that key's failure; no answer at all (a cancellation, an
+      // endpoint gone after its retries) stops the job, as for a batch.
+      if (mapped instanceof TransferAbortedError || statusOf(error) === undefined) {
+        unanswering(error, 1);
+        throw mapped;
+      }
       failed(key, mapped.code, mapped.message);
     }
   };
@@ -115,8 +129,15 @@ export async function deleteObjects(
     inFlight.add(tracked);
   };
 
+  const maybeDeleted = () =>
+    `delete requests for ${unanswered} key${unanswered === 1 ? '' : 's'} were sent without an answer: the store may have deleted some or all of them (and goes on with a request it has)`;
   const aborted = () =>
-    new TransferAbortedError({ operation: 'DeleteObjects', destination: formatS3Url(bucket, ''), cause: signal?.reason });
+    new TransferAbortedError({
+      operation: 'DeleteObjects',
+      destination: formatS3Url(bucket, ''),
+      cause: signal?.reason,
+      ...(unanswered > 0 ? { unfinished: maybeDeleted() } : {}),
+    });
   let batch = new Set<string>();
   const flush = async () => {
     if (batch.size > 0) launch(sendBatch([...batch]));
@@ -141,7 +162,10 @@ export async function deleteObjects(
   } finally {
     await Promise.all(inFlight);
   }
-  if (failure !== undefined) throw failure;
-  if (signal?.aborted) throw aborted();
+  if (signal?.aborted || failure instanceof TransferAbortedError) throw aborted();
+  if (failure !== undefined) {
+    if (unanswered > 0) failure.message += `; ${maybeDeleted()}`;
+    throw failure;
+  }
   return result;
 }

@@ -250,6 +250,43 @@ describe('deleteObjects', () => {
     );
     expect(batches()).toHaveLength(1);
   });
+
+  it('cancelled with requests in flight: says those keys may still be deleted (the store carries them out)', async () => {
+    const controller = new AbortController();
+    s3.on(DeleteObjectsCommand).callsFake(() => {
+      controller.abort();
+      throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+    });
+    const error = await deleteObjects(client, 'bkt', keys(1500), { signal: controller.signal, concurrency: 2 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransferAbortedError);
+    expect((error as TransferAbortedError).unfinished).toBe(
+      'delete requests for 1000 keys were sent without an answer: the store may have deleted some or all of them (and goes on with a request it has)',
+    );
+  });
+
+  it('a request whose answer was lost: the error says its keys may be deleted; a refused one (4xx) does not', async () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', $metadata: { attempts: 5 } });
+    s3.on(DeleteObjectsCommand).rejects(reset);
+    const lost = await deleteObjects(client, 'bkt', keys(700), { concurrency: 1 }).catch((e: unknown) => e);
+    expect((lost as Error).message).toBe(
+      'cannot reach the S3 endpoint: connection reset (ECONNRESET) after 5 attempts; delete requests for 700 keys were sent without an answer: the store may have deleted some or all of them (and goes on with a request it has)',
+    );
+    s3.reset();
+    s3.on(DeleteObjectsCommand).rejects(serviceError('AccessDenied', 403));
+    const refused = await deleteObjects(client, 'bkt', keys(700)).catch((e: unknown) => e);
+    expect((refused as Error).message).not.toMatch(/may have deleted/);
+  });
+
+  it('keys deleted one by one: an endpoint that stops answering stops the job (no retry of every later key)', async () => {
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', $metadata: { attempts: 5 } });
+    s3.on(DeleteObjectCommand).rejects(reset);
+    const failures: DeleteFailure[] = [];
+    const ctl = Array.from({ length: 40 }, (_, i) => `k\u0001${i}`);
+    const error = await deleteObjects(client, 'bkt', ctl, { concurrency: 4, onError: (f) => failures.push(f) }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ECONNRESET', message: expect.stringContaining('may have deleted') });
+    expect(failures).toEqual([]);
+    expect(s3.commandCalls(DeleteObjectCommand).length).toBeLessThanOrEqual(4);
+  });
 });
 
 describe('listLocation', () => {
