@@ -72,7 +72,8 @@ export async function removeObjects(client: S3Client, bucket: string, key: strin
       options.onError?.(
         failure.key,
         new S3ServiceError(
-          `${formatS3Url(bucket, failure.key)}: not deleted (${failure.code}${failure.message ? `: ${failure.message}` : ''})`,
+          // The reporter puts the key's URL before it; a message that only repeats the code adds nothing.
+          `not deleted (${failure.code}${failure.message && failure.message !== failure.code ? `: ${failure.message}` : ''})`,
           failure.code,
           {
             operation: 'delete',

@@ -350,7 +350,8 @@ describe('rm', () => {
     }
     expectExitCode(result, 1);
     expect(lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: '))).toEqual([
-      expect.stringMatching(new RegExp(`^s3xfer: error: delete ${escapeRegExp(url('rm3/keep-1'))}: .*AccessDenied`)),
+      // One mention of the key and of the code (Ceph's message is the code again).
+      `s3xfer: error: delete ${url('rm3/keep-1')}: not deleted (AccessDenied)`,
     ]);
     expect(await keysUnder('rm3/')).toEqual(['keep-1']);
   });
