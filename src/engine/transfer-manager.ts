@@ -164,9 +164,9 @@ export class TransferManager {
    * (buffers from the memory budget). An output that closes early fails the download with
    * LocalFileError code `EPIPE` and cancels its requests. The stream is ended when done unless
    * `options.end` is false. A write counts once the stream's write callback says so: give a stream
-   * whose callbacks mean it. `process.stdout` on a regular file does not (Node writes it with
-   * `writeSync` and drops what a short write on a full disk left out); there, give
-   * `fs.createWriteStream('/dev/stdout', { fd: 1, autoClose: false })`, as the CLI does.
+   * whose callbacks mean it. `process.stdout` on a file or device does not (Node writes it with
+   * `writeSync` and drops what a short write on a full disk left out), so when it is given there,
+   * a write stream on its descriptor is written instead.
    */
   downloadToStream(bucket: string, key: string, writable: Writable, options: StreamDownloadOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: options.destinationName ?? '-' };

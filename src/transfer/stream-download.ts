@@ -1,12 +1,14 @@
 import { setMaxListeners } from 'node:events';
+import { createWriteStream, fstatSync, type Stats } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { isatty } from 'node:tty';
 import type { GetObjectCommandInput, GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { DEFAULT_VERIFY_MODE } from '../config.js';
 import { type ByteRange, planParts } from '../engine/part-plan.js';
 import type { TransferContext, TransferOptions } from '../engine/transfer-context.js';
 import { describeValue, IntegrityError, LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
-import { digestValue, PassDigests, type VerificationPlan } from '../integrity/checks.js';
+import { digestValue, PassDigests } from '../integrity/checks.js';
 import { layoutRanges } from '../integrity/layout.js';
 import type { DownloadVerification, VerificationOutcome } from '../integrity/verification.js';
 import { type DownloadExtraArgs, type KnownObject, type ObjectHead, objectHead, planDownloadVerification } from './download.js';
@@ -62,7 +64,7 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
   }
   const end = options.end !== false;
   const request: GetObjectCommandInput = { ...options.extraArgs, Bucket: t.bucket, Key: t.key };
-  const output = new OrderedOutput(writable, t.info.destination, t.signal, (bytes) => t.events.progress(bytes));
+  const output = new OrderedOutput(wholeWrites(writable), t.info.destination, t.signal, (bytes) => t.events.progress(bytes));
   let verification: StreamVerification | undefined;
   try {
     const known = options.known;
@@ -117,6 +119,27 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
 }
 
 /**
+ * The stream to write to, so that a write's callback means the bytes were written. On a file or a
+ * device (`> out.bin`), Node's `process.stdout` writes with `writeSync` and drops what a short
+ * write left out: on a disk that fills up the output ends short while every write reports success.
+ * There, a write stream on the same descriptor takes its place: it writes the rest of a short
+ * write again, and so gets the disk's ENOSPC. It never closes the descriptor. Pipes and terminals
+ * keep `process.stdout`, whose writes are whole; any other stream is the caller's.
+ */
+function wholeWrites(writable: Writable): Writable {
+  if (writable !== process.stdout || isatty(1)) return writable;
+  let info: Stats;
+  try {
+    info = fstatSync(1);
+  } catch {
+    return writable; // closed: the first write says so
+  }
+  if (!(info.isFile() || info.isBlockDevice() || info.isCharacterDevice())) return writable;
+  // The path is ignored when a descriptor is given.
+  return createWriteStream('/dev/stdout', { fd: 1, autoClose: false });
+}
+
+/**
  * Chooses how to verify the object, as a file download does ({@link planDownloadVerification}),
  * but hashed in one pass, in the order the bytes are written: any check's shape fits a stream.
  */
@@ -126,8 +149,7 @@ async function planStreamVerification(
   head: ObjectHead,
   size: number,
 ): Promise<StreamVerification> {
-  const verification = await planDownloadVerification(t, request, head, size, false);
-  return new StreamVerification(t, verification, verification.plan, size);
+  return new StreamVerification(t, await planDownloadVerification(t, request, head, size, false), size);
 }
 
 /**
@@ -141,7 +163,6 @@ class StreamVerification {
   constructor(
     private readonly t: TransferContext,
     private readonly verification: DownloadVerification,
-    private readonly plan: VerificationPlan,
     private readonly size: number,
   ) {}
 
@@ -158,9 +179,11 @@ class StreamVerification {
   /** Digests for the one pass, fed in the order the bytes are written (any check's units then fit). */
   startPass(ranges: ByteRange[]): Pick<PassDigests, 'feed'> | undefined {
     const main = this.verification.startPass(ranges);
-    const check = this.plan.check;
+    const check = this.verification.plan.check;
     if (!main || !check || check.certain) return main;
-    this.alternatives = this.plan.alternatives.map((layout) => new PassDigests({ ...check, layout }, layoutRanges(this.size, layout)));
+    this.alternatives = this.verification.plan.alternatives.map(
+      (layout) => new PassDigests({ ...check, layout }, layoutRanges(this.size, layout)),
+    );
     const passes = [main, ...this.alternatives];
     return {
       feed: (position, chunks) => {

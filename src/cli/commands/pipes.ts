@@ -1,6 +1,4 @@
-import { createWriteStream, fstatSync, type Stats } from 'node:fs';
-import type { Writable } from 'node:stream';
-import { isatty } from 'node:tty';
+import { fstatSync } from 'node:fs';
 import { parseSize } from '../../config.js';
 import { LocalFileError, UsageError } from '../../errors.js';
 import { parseLocation, type S3Location } from '../../location.js';
@@ -62,33 +60,13 @@ export async function copyStream(
     // The manager's reporter writes to stderr here: main saw stdoutIsData.
     const manager = await context.manager();
     // stdout is not ended: the process may still write to it (nothing does, but it is not ours to close).
-    await manager.downloadToStream(from.bucket, from.key, dataOutput(context.streams.stdout), { end: false });
+    await manager.downloadToStream(from.bucket, from.key, context.streams.stdout, { end: false });
     return undefined;
   } catch (error) {
     // The reader went away (`| head`): what it read was what it wanted, so no error text.
     if (error instanceof LocalFileError && error.code === 'EPIPE') return EXIT.brokenPipe;
     throw error;
   }
-}
-
-/**
- * Where a download to stdout writes. When stdout is a file or a device (`> out.bin`), Node's
- * `process.stdout` writes with `writeSync` and drops what a short write left out: on a disk that
- * fills up, the file ends short and the download reports success. A write stream on the same
- * descriptor writes the rest of a short write again, and so gets the disk's ENOSPC. Pipes and
- * terminals keep `process.stdout`, whose writes are whole. The descriptor is not closed.
- */
-function dataOutput(stdout: Writable): Writable {
-  if (stdout !== process.stdout || isatty(1)) return stdout;
-  let info: Stats;
-  try {
-    info = fstatSync(1);
-  } catch {
-    return stdout; // closed: the first write says so
-  }
-  if (!(info.isFile() || info.isBlockDevice() || info.isCharacterDevice())) return stdout;
-  // The path is ignored when a descriptor is given.
-  return createWriteStream('/dev/stdout', { fd: 1, autoClose: false });
 }
 
 function streamEnd(operand: string, message: string): S3Location {
