@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 
 export const MiB = 1024 * 1024;
 
@@ -40,3 +41,18 @@ export async function leftoverTempFiles(dir: string): Promise<string[]> {
 }
 
 export { rm };
+
+/** A writable that hashes what it gets (the bytes are not kept: memory stays small), each write taking `delayMs`. */
+export function hashingSink(delayMs = 0) {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const writable = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (delayMs > 0) setTimeout(callback, delayMs);
+      else callback();
+    },
+  });
+  return { writable, sha256: () => hash.digest('hex'), bytes: () => bytes };
+}

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateBucketCommand,
+  CreateMultipartUploadCommand,
   DeleteBucketCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { inject } from 'vitest';
 import { createS3Client, deleteObjects, listS3 } from '../../src/index.js';
@@ -108,4 +111,16 @@ export function countAttempts(client: S3Client): { requests: Map<string, number>
     { step: 'deserialize', name: 's3xferTestAttemptCounter' },
   );
   return counts;
+}
+
+/** Uploads `data` as the aws CLI does: CreateMultipartUpload without metadata, parts of `partSizes`. */
+export async function uploadInParts(client: S3Client, bucket: string, key: string, data: Buffer, partSizes: number[]): Promise<void> {
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  const parts = [];
+  for (let i = 0, start = 0; i < partSizes.length; start += partSizes[i]!, i++) {
+    const body = data.subarray(start, start + partSizes[i]!);
+    const { ETag } = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }));
+    parts.push({ PartNumber: i + 1, ETag });
+  }
+  await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
 }

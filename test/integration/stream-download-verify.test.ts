@@ -7,21 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
-import {
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  PutObjectCommand,
-  type S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { IntegrityError, S3ServiceError, TransferManager, uploadFile } from '../../src/index.js';
 import { expectExitCode } from '../e2e/expect-cli.js';
 import { assertCliBuilt, runCli } from '../e2e/run-cli.js';
 import { type FaultProxy, type FaultRule, isGetObject, startFaultProxy } from '../helpers/fault-proxy.js';
-import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { hashingSink, MiB, randomFile, rm, tempDir } from '../helpers/files.js';
+import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient, uploadInParts } from '../helpers/s3.js';
 
 let direct: S3Client;
 let bucket: string;
@@ -31,18 +24,6 @@ const digests: Record<string, string> = {};
 const sizes: Record<string, number> = {};
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-/** Uploads `data` as the aws CLI does: CreateMultipartUpload without metadata, parts of `partSizes`. */
-async function uploadInParts(key: string, data: Buffer, partSizes: number[]): Promise<void> {
-  const { UploadId } = await direct.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-  const parts = [];
-  for (let i = 0, start = 0; i < partSizes.length; start += partSizes[i]!, i++) {
-    const body = data.subarray(start, start + partSizes[i]!);
-    const { ETag } = await direct.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }));
-    parts.push({ PartNumber: i + 1, ETag });
-  }
-  await direct.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
-}
 
 beforeAll(async () => {
   direct = testClient();
@@ -60,9 +41,9 @@ beforeAll(async () => {
   const own = await file('own.bin', 24 * MiB + 5);
   await uploadFile(direct, own.path, bucket, 'own.bin'); // 8 MiB parts, recorded in its metadata
   const cli = await file('cli.bin', 20 * MiB + 5);
-  await uploadInParts('cli.bin', cli.data, [8 * MiB, 8 * MiB, 4 * MiB + 5]); // no metadata: the layout is guessed
+  await uploadInParts(direct, bucket, 'cli.bin', cli.data, [8 * MiB, 8 * MiB, 4 * MiB + 5]); // no metadata: the layout is guessed
   const odd = await file('odd.bin', 25 * MiB);
-  await uploadInParts('odd.bin', odd.data, [12 * MiB, 12 * MiB, MiB]); // no uploader cuts 25 MiB so
+  await uploadInParts(direct, bucket, 'odd.bin', odd.data, [12 * MiB, 12 * MiB, MiB]); // no uploader cuts 25 MiB so
   const small = await file('small.bin', 3 * MiB + 11);
   await direct.send(new PutObjectCommand({ Bucket: bucket, Key: 'small.bin', Body: small.data }));
 }, 120_000);
@@ -83,20 +64,6 @@ async function through(rules: FaultRule[], config: ConstructorParameters<typeof 
 
 const proxiedGets = () => proxy!.log.filter((e) => e.method === 'GET');
 
-/** A writable that hashes what it gets (the bytes themselves are not kept: memory stays small). */
-function sink() {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const writable = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback();
-    },
-  });
-  return { writable, bytes: () => bytes, digest: () => hash.digest('hex') };
-}
-
 describe('stream downloads at or above the multipart threshold are verified', () => {
   it.each([
     ['plain.bin', 'md5-etag'],
@@ -104,13 +71,13 @@ describe('stream downloads at or above the multipart threshold are verified', ()
     ['cli.bin', 'multipart-etag'],
   ] as const)('a clean stream of %s is verified (%s), in order', async (key, method) => {
     const manager = await through([]);
-    const out = sink();
+    const out = hashingSink();
     const result = await manager.downloadToStream(bucket, key, out.writable);
     expect(result.multipart).toBe(true);
     expect(result.verified).toBe(method);
     expect(result.warnings).toBeUndefined();
     expect(out.bytes()).toBe(sizes[key]);
-    expect(out.digest()).toBe(digests[key]);
+    expect(out.sha256()).toBe(digests[key]);
     expect(proxiedGets().length).toBeGreaterThan(1); // ranged GETs, not one held whole
   });
 
@@ -123,7 +90,7 @@ describe('stream downloads at or above the multipart threshold are verified', ()
     ['cli.bin', /multipart ETag \(8 MiB parts .*\): expected [0-9a-f]{32}-3, got [0-9a-f]{32}-3: the output is corrupt/],
   ])('a byte flipped in one range of %s fails with an IntegrityError saying the output is corrupt', async (key, message) => {
     const manager = await through([{ match: isGetObject, fault: { type: 'flip-byte' }, times: 1, after: 1 }]);
-    const out = sink();
+    const out = hashingSink();
     const failure = await manager.downloadToStream(bucket, key, out.writable).catch((e: unknown) => e);
     expect(proxy!.stats.faults).toBe(1);
     expect(failure).toBeInstanceOf(IntegrityError);
@@ -131,13 +98,13 @@ describe('stream downloads at or above the multipart threshold are verified', ()
     expect((failure as Error).message).toMatch(message);
     // The bytes went out before the check could fail: all of them, one of them wrong.
     expect(out.bytes()).toBe(sizes[key]);
-    expect(out.digest()).not.toBe(digests[key]);
+    expect(out.sha256()).not.toBe(digests[key]);
     expect(out.writable.destroyed).toBe(true);
   });
 
   it('an object below the threshold with a flipped byte is refused before any byte is written', async () => {
     const manager = await through([{ match: isGetObject, fault: { type: 'flip-byte' } }]);
-    const out = sink();
+    const out = hashingSink();
     const failure = await manager.downloadToStream(bucket, 'small.bin', out.writable).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect((failure as Error).message).toMatch(/MD5 ETag: .*: nothing was written/);
@@ -148,7 +115,7 @@ describe('stream downloads at or above the multipart threshold are verified', ()
 describe("verify: 'require' and unverifiable objects", () => {
   it("'require' refuses an object it cannot verify before any GET, writing nothing", async () => {
     const manager = await through([], { config: { verify: 'require' } });
-    const out = sink();
+    const out = hashingSink();
     const failure = await manager.downloadToStream(bucket, 'odd.bin', out.writable).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(IntegrityError);
     expect((failure as IntegrityError).code).toBe('Unverifiable');
@@ -159,19 +126,19 @@ describe("verify: 'require' and unverifiable objects", () => {
 
   it("'require' streams an object it can verify", async () => {
     const manager = await through([], { config: { verify: 'require' } });
-    const out = sink();
+    const out = hashingSink();
     const result = await manager.downloadToStream(bucket, 'own.bin', out.writable);
     expect(result.verified).toBe('multipart-etag');
-    expect(out.digest()).toBe(digests['own.bin']);
+    expect(out.sha256()).toBe(digests['own.bin']);
   });
 
   it("'auto' streams an unverifiable object with the file download's warning", async () => {
     const manager = await through([]);
-    const out = sink();
+    const out = hashingSink();
     const result = await manager.downloadToStream(bucket, 'odd.bin', out.writable);
     expect(result.verified).toBe(false);
     expect(result.warnings).toEqual([expect.stringMatching(/odd\.bin could not be verified: .*sizes of its 3 parts are unknown/)]);
-    expect(out.digest()).toBe(digests['odd.bin']);
+    expect(out.sha256()).toBe(digests['odd.bin']);
   });
 });
 
@@ -192,7 +159,7 @@ describe('a failure after bytes were written', () => {
       ],
       { config: { concurrency: 1 } },
     );
-    const out = sink();
+    const out = hashingSink();
     const failure = await manager.downloadToStream(bucket, 'own.bin', out.writable).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(S3ServiceError);
     expect(out.bytes()).toBeGreaterThan(0);

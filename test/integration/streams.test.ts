@@ -5,11 +5,11 @@
  * never makes s3xfer hold more than its window of ranges.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TransferManager, UsageError } from '../../src/index.js';
-import { MiB } from '../helpers/files.js';
+import { hashingSink, MiB } from '../helpers/files.js';
 import { createTestBucket, listKeys, openMultipartUploads, removeTestBucket, testClient } from '../helpers/s3.js';
 
 let client: S3Client;
@@ -39,20 +39,6 @@ function generated(size: number) {
     },
   });
   return { stream, sha256: () => hash.digest('hex') };
-}
-
-/** A writable that hashes what it gets, each write taking `delayMs`. */
-function hashingSink(delayMs = 0) {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const writable = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      setTimeout(callback, delayMs);
-    },
-  });
-  return { writable, sha256: () => hash.digest('hex'), bytes: () => bytes };
 }
 
 describe('a stream longer than maxParts × part size', () => {

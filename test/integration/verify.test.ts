@@ -1,19 +1,13 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  HeadObjectCommand,
-  type S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, IntegrityError, PART_SIZE_METADATA, uploadFile } from '../../src/index.js';
 import { expectFailure } from '../e2e/expect-cli.js';
 import { assertCliBuilt, runCli } from '../e2e/run-cli.js';
 import { type FaultProxy, type FaultRule, isGetObject, startFaultProxy } from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
+import { cliEnv, createTestBucket, removeTestBucket, s3Server, testClient, uploadInParts } from '../helpers/s3.js';
 
 // Downloads through a proxy that flips one byte in GET bodies: every corruption must fail cleanly
 // (IntegrityError, nothing written, an existing destination untouched) or be healed by the one
@@ -23,19 +17,6 @@ let bucket: string;
 let dir: string;
 let proxy: FaultProxy | undefined;
 const sources: Record<string, string> = {};
-
-/** Uploads `file` as the aws CLI does: CreateMultipartUpload without metadata, parts of `partSizes`. */
-async function uploadInParts(key: string, file: string, partSizes: number[]): Promise<void> {
-  const data = await readFile(file);
-  const { UploadId } = await direct.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-  const parts = [];
-  for (let i = 0, start = 0; i < partSizes.length; start += partSizes[i]!, i++) {
-    const body = data.subarray(start, start + partSizes[i]!);
-    const { ETag } = await direct.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: i + 1, Body: body }));
-    parts.push({ PartNumber: i + 1, ETag });
-  }
-  await direct.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }));
-}
 
 beforeAll(async () => {
   direct = testClient();
@@ -47,8 +28,8 @@ beforeAll(async () => {
   sources.odd = await randomFile(dir, 'odd.src', 25 * MiB);
   await uploadFile(direct, sources.single, bucket, 'single.bin');
   await uploadFile(direct, sources.own, bucket, 'own.bin'); // 8 MiB parts, recorded in its metadata
-  await uploadInParts('cli.bin', sources.cli, [8 * MiB, 8 * MiB, 4 * MiB + 5]);
-  await uploadInParts('odd.bin', sources.odd, [12 * MiB, 12 * MiB, MiB]); // no uploader cuts 25 MiB so
+  await uploadInParts(direct, bucket, 'cli.bin', await readFile(sources.cli), [8 * MiB, 8 * MiB, 4 * MiB + 5]);
+  await uploadInParts(direct, bucket, 'odd.bin', await readFile(sources.odd), [12 * MiB, 12 * MiB, MiB]); // no uploader cuts 25 MiB so
 });
 afterEach(async () => {
   await proxy?.close();
