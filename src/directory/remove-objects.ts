@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { S3ServiceError, type S3xferError } from '../errors.js';
+import type { S3xferError } from '../errors.js';
 import { directoryPrefix, formatS3Url } from '../location.js';
-import { deleteObjects } from '../storage/delete-objects.js';
+import { deleteFailureError, deleteObjects } from '../storage/delete-objects.js';
 import { createFilter, type FilterRule } from '../storage/filters.js';
 import { listS3 } from '../storage/s3-listing.js';
 import { toS3xferError } from '../transfer/error-mapping.js';
@@ -68,19 +68,7 @@ export async function removeObjects(client: S3Client, bucket: string, key: strin
   const result = await deleteObjects(client, bucket, keys(), {
     signal: options.signal,
     onDeleted: options.onDeleted,
-    onError: (failure) =>
-      options.onError?.(
-        failure.key,
-        new S3ServiceError(
-          // The reporter puts the key's URL before it; a message that only repeats the code adds nothing.
-          `not deleted (${failure.code}${failure.message && failure.message !== failure.code ? `: ${failure.message}` : ''})`,
-          failure.code,
-          {
-            operation: 'delete',
-            destination: formatS3Url(bucket, failure.key),
-          },
-        ),
-      ),
+    onError: (failure) => options.onError?.(failure.key, deleteFailureError(bucket, failure)),
   });
   return { deleted: result.deleted, deleteFailed: result.failed };
 }

@@ -6,7 +6,7 @@ import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
 import { makeDirectories, statSyncOrUndefined } from '../sinks/download-file.js';
-import { deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
+import { deleteFailureError, deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
 import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
 import { createPrefixConflictDetector, localPathForKey } from '../storage/keys.js';
@@ -433,14 +433,7 @@ class TreeJob {
     const result = await deleteObjects(this.manager.client, bucket, keys, {
       signal: this.manager.signal,
       onDeleted: (key) => onPlanned?.({ action: 'delete', destination: formatS3Url(bucket, key) }),
-      onError: (failure) =>
-        onDeleteFailed?.(
-          formatS3Url(bucket, failure.key),
-          toS3xferError(Object.assign(new Error(failure.message), { name: failure.code, $metadata: { httpStatusCode: 403 } }), {
-            bucket,
-            key: failure.key,
-          }),
-        ),
+      onError: (failure) => onDeleteFailed?.(formatS3Url(bucket, failure.key), deleteFailureError(bucket, failure)),
     });
     this.summary.deleted += result.deleted;
     this.summary.deleteFailed += result.failed;

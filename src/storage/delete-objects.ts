@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type S3xferError, TransferAbortedError } from '../errors.js';
+import { S3ServiceError, type S3xferError, TransferAbortedError } from '../errors.js';
 import { formatS3Url } from '../location.js';
 import { statusOf, toS3xferError } from '../transfer/error-mapping.js';
 
@@ -9,6 +9,18 @@ export interface DeleteFailure {
   /** S3's error code (`AccessDenied`, …), or `InvalidKey` for an empty key, which is never sent. */
   code: string;
   message: string;
+}
+
+/**
+ * A key the store refused, as the error rm and sync --delete report (`not deleted (AccessDenied)`;
+ * the reporter puts the key's URL before it, and a message that only repeats the code adds nothing).
+ */
+export function deleteFailureError(bucket: string, failure: DeleteFailure): S3ServiceError {
+  const detail = failure.message && failure.message !== failure.code ? `: ${failure.message}` : '';
+  return new S3ServiceError(`not deleted (${failure.code}${detail})`, failure.code, {
+    operation: 'delete',
+    destination: formatS3Url(bucket, failure.key),
+  });
 }
 
 /** Options of {@link deleteObjects}. */
