@@ -89,7 +89,7 @@ describe('the code cache of the CLI', () => {
     await upload(cliEnv({ XDG_CACHE_HOME: home }), 'before-damage');
     const good = readFileSync(join(dir, cacheName()));
     const damaged = Buffer.from(good);
-    for (let i = good.length >> 1; i < (good.length >> 1) + 4096; i++) damaged[i] ^= 0xff; // the header stays intact
+    for (let i = good.length >> 1; i < (good.length >> 1) + 4096; i++) damaged[i] = damaged[i]! ^ 0xff; // the header stays intact
     writeFileSync(join(dir, cacheName()), damaged);
 
     await upload(cliEnv({ XDG_CACHE_HOME: home }), 'after-damage');

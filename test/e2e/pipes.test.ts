@@ -255,7 +255,7 @@ describe('cp s3://bucket/key - (download to stdout)', () => {
     context.skip(process.getuid?.() !== 0, 'needs root to mount a small tmpfs');
     const full = join(work, 'full');
     await mkdir(full);
-    const mounted = await runCli(['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { command: 'mount' });
+    const mounted = await runCli(['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { command: 'mount', env: process.env });
     context.skip(mounted.code !== 0, `cannot mount a tmpfs here: ${mounted.stderr.trim()}`);
     try {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'out/3mib', Body: Buffer.alloc(3 * MiB, 'y') }));
@@ -265,7 +265,7 @@ describe('cp s3://bucket/key - (download to stdout)', () => {
         await rm(join(full, 'out.bin'));
       }
     } finally {
-      await runCli([full], { command: 'umount' });
+      await runCli([full], { command: 'umount', env: process.env });
     }
   });
 

@@ -68,7 +68,7 @@ describe('sync twice transfers nothing the second time', () => {
     const times = await lastModifiedUnder(client, bucket, 'ts/');
     // As earlier versions (and other Node tools) set it: utimes with the Date.
     for (const [name, time] of times) await utimes(join(target, name), new Date(), new Date(time));
-    const short = [];
+    const short: string[] = [];
     for (const [name, time] of times) if ((await mtimeNs(join(target, name))) !== BigInt(time) * 1_000_000n) short.push(name);
     expect(short.length).toBeGreaterThan(0);
 

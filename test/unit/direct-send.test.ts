@@ -39,6 +39,10 @@ afterEach(() => {
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' };
 const client = (options: Parameters<typeof createS3Client>[0] = {}) =>
   createS3Client({ endpoint, region: 'us-east-1', credentials, maxAttempts: 3, ...options });
+/** For a request that must fail: an answer is a test failure. */
+const noAnswer = (output: unknown): never => {
+  throw new Error(`expected a failure, got an answer: ${JSON.stringify(output)}`);
+};
 const viaSdk = (r: ReceivedRequest) => r.headers['amz-sdk-invocation-id'] !== undefined;
 
 const ok: ScriptedHandler = (req, res) => {
@@ -299,9 +303,9 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
     const part = { Bucket: 'bkt', Key: 'k', UploadId: 'u1', PartNumber: 1, Body: 'five!' };
     for (const command of [new PutObjectCommand({ Bucket: 'bkt', Key: 'k', Body: 'five!' }), new UploadPartCommand(part)]) {
       requests.length = 0;
-      const direct = await sendS3(c, command).catch((e: unknown) => e as Error & { $metadata: object });
+      const direct = await sendS3(c, command).then(noAnswer, (e: unknown) => e as Error & { $metadata: object });
       expect(requests.map(viaSdk)).toEqual([false, true]);
-      const sdk = await c.send(command as PutObjectCommand).catch((e: unknown) => e as Error & { $metadata: object });
+      const sdk = await c.send(command as PutObjectCommand).then(noAnswer, (e: unknown) => e as Error & { $metadata: object });
       expect(direct).toBeInstanceOf(Error);
       expect([direct.name, direct.$metadata]).toMatchObject([sdk.name, { httpStatusCode: 503, attempts: 2 }]);
     }
@@ -324,7 +328,10 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
   it('a transient error then one more that ends the attempts counts both in the error, as the SDK counts its own', async () => {
     handler = (_req, res) => s3Error(res, 503, 'SlowDown');
     const c = client({ maxAttempts: 2 });
-    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).catch((e: unknown) => e as { $metadata: object });
+    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'k' })).then(
+      noAnswer,
+      (e: unknown) => e as { $metadata: object },
+    );
     expect(requests.map(viaSdk)).toEqual([false, true]);
     expect(direct.$metadata).toMatchObject({ httpStatusCode: 503, attempts: 2 });
   });
@@ -337,7 +344,7 @@ describe('a failed direct attempt is the first of the request’s attempts', () 
       res.end(body);
     };
     const c = client({ maxSockets: 1 }); // one connection, idle timeout 60 s: a leaked one hangs the next request
-    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'bad' })).catch((e: unknown) => e as Error);
+    const direct = await sendS3(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'bad' })).then(noAnswer, (e: unknown) => e as Error);
     expect(direct.message).toBe('Invalid RFC7231 date-time value not a date.');
     expect(await text(await sendS3<GetObjectCommandOutput>(c, new GetObjectCommand({ Bucket: 'bkt', Key: 'good' })))).toBe('hello');
     expect(requests.map(viaSdk)).toEqual([false, false]);

@@ -16,6 +16,7 @@ import { RequestPool } from '../../src/engine/request-pool.js';
 import { AdaptiveConcurrency, isThrottling } from '../../src/engine/throttle.js';
 import { type FailurePolicy, type S3xferError, TransferAbortedError, TransferManager, UsageError } from '../../src/index.js';
 import { MiB, randomFile, rm, tempDir } from '../helpers/files.js';
+import { abortSignalOf } from '../helpers/mock.js';
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
 
@@ -208,7 +209,7 @@ describe('TransferManager', () => {
     let failNext = options.failFirstPut;
     const answer = async (name: string, output: object) => {
       // Like a real request, it ends early when the signal s3xfer passed to send() aborts.
-      const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
+      const abortSignal = abortSignalOf(s3.send.lastCall);
       seen.inFlight++;
       seen.peak = Math.max(seen.peak, seen.inFlight);
       try {

@@ -38,7 +38,7 @@ describe('--shard K/N', () => {
     const weights = [...Array.from({ length: 100 }, () => 10), 1000, ...Array.from({ length: 100 }, () => 10)];
     const owners = await assign(weights, 3);
     const bytes = [0, 0, 0];
-    for (const [i, o] of owners.entries()) bytes[o[0]!] += weights[i]!;
+    for (const [i, [owner]] of owners.entries()) bytes[owner!] = bytes[owner!]! + weights[i]!;
     for (const b of bytes) expect(b).toBeGreaterThan(800);
     expect(Math.max(...bytes) - Math.min(...bytes)).toBeLessThanOrEqual(1000);
   });

@@ -10,6 +10,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { IntegrityError, LocalFileError, TransferAbortedError, TransferManager } from '../../src/index.js';
 import { MiB } from '../helpers/files.js';
+import { abortSignalOf } from '../helpers/mock.js';
 
 const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const s3 = mockClient(client);
@@ -39,7 +40,7 @@ function serveObject(data: Buffer, delay: (index: number) => number | Promise<vo
   s3.on(HeadObjectCommand).resolves({ ContentLength: data.length, ETag: etag });
   s3.on(GetObjectCommand).callsFake(async (input: GetObjectCommandInput) => {
     // The fake runs inside send(): lastCall is this request.
-    const signal = (s3.send.lastCall.args[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
+    const signal = abortSignalOf(s3.send.lastCall);
     if (signal) served.signals.push(signal);
     const index = rangeIndex(input);
     const wait = delay(index);

@@ -27,6 +27,7 @@ import {
 } from '../../src/index.js';
 
 import { MiB } from '../helpers/files.js';
+import { abortSignalOf } from '../helpers/mock.js';
 
 const client = new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
 const s3 = mockClient(client);
@@ -74,7 +75,7 @@ function mockMultipart() {
 
 /** The abort signal of the request being faked (the fake runs inside send()). */
 function currentSignal(): AbortSignal | undefined {
-  return (s3.send.lastCall.args[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
+  return abortSignalOf(s3.send.lastCall);
 }
 
 /** A request that only ends when its abort signal fires, as the SDK's do. */
@@ -161,7 +162,7 @@ describe('uploadStream', () => {
     // so that an upload created during a cancellation is known and aborted) carried the signal.
     const unsignalled = s3.send
       .getCalls()
-      .filter((call) => (call.args[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal === undefined)
+      .filter((call) => abortSignalOf(call) === undefined)
       .map((call) => call.args[0].constructor.name);
     expect(unsignalled).toEqual(['CreateMultipartUploadCommand']);
     // The parts in flight plus the one being filled were counted in the budget, and given back.

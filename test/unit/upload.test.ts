@@ -14,6 +14,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { LocalFileError, S3ServiceError, S3xferError, TransferAbortedError, UsageError, uploadFile } from '../../src/index.js';
 import { MiB, randomFile, tempDir } from '../helpers/files.js';
+import { abortSignalOf } from '../helpers/mock.js';
 
 /**
  * The payload hash s3xfer gives the signer for `command` (x-amz-content-sha256): the command's own
@@ -26,7 +27,7 @@ async function signedPayloadHash(command: PutObjectCommand | UploadPartCommand):
     headers = (args.request as { headers: Record<string, string> }).headers;
     return { output: { $metadata: {} }, response: {} };
   }, {} as never);
-  await handler({ input: command.input as PutObjectCommand['input'], request: { headers: {} } });
+  await handler({ input: command.input as PutObjectCommand['input'], request: { headers: {} } } as Parameters<typeof handler>[0]);
   return headers['x-amz-content-sha256'];
 }
 
@@ -166,7 +167,7 @@ describe('uploadFile at or above the multipart threshold', () => {
     const controller = new AbortController();
     s3.on(UploadPartCommand).callsFake(() => {
       // A part that never finishes on its own: only the signal s3xfer hands to send() can end it.
-      const { abortSignal } = (s3.send.lastCall.args[1] ?? {}) as { abortSignal?: AbortSignal };
+      const abortSignal = abortSignalOf(s3.send.lastCall);
       setTimeout(() => controller.abort(), 20); // the user presses Ctrl-C while parts are in flight
       return new Promise((_resolve, reject) => {
         const aborted = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
