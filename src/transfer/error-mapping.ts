@@ -49,7 +49,7 @@ const FILE_CODES: Record<string, string> = {
   ENOTDIR: 'not a directory',
   ENOSPC: 'no space left on device',
   EROFS: 'read-only file system',
-  EMFILE: 'too many open files (raise the limit, `ulimit -n`, or lower --concurrency)',
+  EMFILE: 'too many open files (Node already uses the hard limit, `ulimit -Hn`: raise it, or lower --concurrency)',
   ENFILE: 'too many open files in the system',
   EEXIST: 'file exists',
   ENAMETOOLONG: 'file name too long',

@@ -66,10 +66,14 @@ describe('toS3xferError', () => {
     });
     const fromSocket = toS3xferError(socket, ctx);
     expect(fromSocket).toBeInstanceOf(LocalFileError);
-    expect(fromSocket.message).toBe('cannot open a connection: too many open files (raise the limit, `ulimit -n`, or lower --concurrency)');
+    expect(fromSocket.message).toBe(
+      'cannot open a connection: too many open files (Node already uses the hard limit, `ulimit -Hn`: raise it, or lower --concurrency)',
+    );
     expect(fromSocket.code).toBe('EMFILE');
     const file = Object.assign(new Error('x'), { code: 'EMFILE', syscall: 'open', path: '/src/a.txt' });
-    expect(toS3xferError(file, ctx).message).toBe('/src/a.txt: too many open files (raise the limit, `ulimit -n`, or lower --concurrency)');
+    expect(toS3xferError(file, ctx).message).toBe(
+      '/src/a.txt: too many open files (Node already uses the hard limit, `ulimit -Hn`: raise it, or lower --concurrency)',
+    );
   });
 
   it('keeps the original error as cause', () => {
