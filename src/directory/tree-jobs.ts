@@ -6,6 +6,7 @@ import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
 import { makeDirectories, statSyncOrUndefined } from '../sinks/download-file.js';
+import { unreadableReason } from '../sources/file-source.js';
 import { deleteFailureError, deleteObjects, MAX_DELETE_BATCH } from '../storage/delete-objects.js';
 import type { LocalListingEntry, S3ListingEntry, StorageEntry } from '../storage/entries.js';
 import { createFilter, type FilterRule, type PathFilter } from '../storage/filters.js';
@@ -377,6 +378,10 @@ class TreeJob {
 
   async upload(entry: StorageEntry, bucket: string, key: string): Promise<void> {
     const path = entry.local?.path ?? entry.relative;
+    // As the aws CLI: a file the user may not read is skipped with a warning (exit 2), like an
+    // unreadable directory, not a failed transfer.
+    const unreadable = unreadableReason(path);
+    if (unreadable !== undefined) return this.skip({ path, code: 'Unreadable', reason: unreadable });
     if (this.options.dryRun) return this.plan({ action: 'upload', source: path, destination: formatS3Url(bucket, key) }, entry.size);
     await this.manager.ready();
     this.track(this.manager.upload(path, bucket, key, { extraArgs: this.options.extraArgs }), path, formatS3Url(bucket, key));

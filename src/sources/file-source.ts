@@ -1,6 +1,7 @@
+import { accessSync, constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { LocalFileError } from '../errors.js';
-import { fileError } from '../transfer/error-mapping.js';
+import { fileError, fileErrorReason } from '../transfer/error-mapping.js';
 
 /** An open source file and its size and modification time, fixed at open time. */
 export interface SourceFile {
@@ -38,6 +39,22 @@ export async function openSourceFile(path: string): Promise<SourceFile> {
     await handle.close().catch(() => {});
     if (error instanceof LocalFileError) throw error;
     throw fileError(path, error, context);
+  }
+}
+
+/**
+ * Why this process may not read the file (`permission denied`), from its permission bits
+ * (`access(R_OK)`: no open, one system call of a microsecond or so), or undefined when it may.
+ * Directory jobs skip such files, as the aws CLI does; anything else (a file that vanished, one
+ * that passes here but cannot be opened) is left to the upload, which fails with its reason.
+ */
+export function unreadableReason(path: string): string | undefined {
+  try {
+    accessSync(path, constants.R_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' ? `cannot be read: ${fileErrorReason(error)}` : undefined;
   }
 }
 

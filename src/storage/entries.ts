@@ -71,7 +71,7 @@ export type SkipCode =
   | 'InvalidName'
   /** The entry vanished or changed type between being listed and being examined. */
   | 'Changed'
-  /** A directory that could not be read (EACCES, …), or a file that could not be examined. */
+  /** A directory that could not be read (EACCES, …), a file the user may not read, or one that could not be examined. */
   | 'Unreadable';
 
 /** Something found while listing that is not transferred, with the reason. */

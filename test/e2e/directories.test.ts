@@ -537,6 +537,38 @@ describe('a failure on one file', () => {
     expect(await readTree(destination)).toEqual(hashes(arrived));
     expect(await namesUnder(join(destination, 'locked'))).toEqual([]);
   });
+
+  it('files and directories of the source the user may not read (run as nobody): skipped with a warning each, the others go up (exit 2), as the aws CLI does', async (context) => {
+    context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
+    const nobody = 65534;
+    const dir = await tempDir('s3xfer-e2e-nobody-source-');
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await chmod(dir, 0o755);
+    const files = { ...smallFiles(6), 'secret.txt': 'root only', 'locked/inside.txt': 'unseen', 'open/also-secret.txt': 'root only' };
+    await writeTree(join(dir, 'src'), files);
+    for (const path of ['secret.txt', 'open/also-secret.txt']) await chmod(join(dir, 'src', path), 0o600);
+    await chmod(join(dir, 'src', 'locked'), 0o700);
+
+    for (const [verb, prefix] of [
+      ['cp', 'unreadable-cp/'],
+      ['sync', 'unreadable-sync/'],
+    ] as const) {
+      const args = verb === 'cp' ? ['cp', '--recursive', 'src', url(prefix)] : ['sync', 'src', url(prefix)];
+      const result = await s3xfer(args, { uid: nobody, gid: nobody, cwd: dir });
+      expectExitCode(result, 2);
+      expect(warnings(result), describeResult(result)).toEqual([
+        's3xfer: warning: skipped src/locked: cannot read the directory: permission denied',
+        's3xfer: warning: skipped src/open/also-secret.txt: cannot be read: permission denied',
+        's3xfer: warning: skipped src/secret.txt: cannot be read: permission denied',
+      ]);
+      expect(
+        lines(result.stderr).filter((line) => line.includes('error')),
+        describeResult(result),
+      ).toEqual([]);
+      expect(summaryOf(result)).toMatch(/^6 files, .*; 3 skipped$/);
+      expect(await keysUnder(prefix)).toEqual(Object.keys(smallFiles(6)).sort());
+    }
+  });
 });
 
 // --- bad input ---
