@@ -1,7 +1,7 @@
 import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { SiblingFailed } from '../engine/transfer-context.js';
+import { SiblingFailed } from '../engine/stop-reasons.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
 import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';

@@ -5,8 +5,10 @@ import { S3xferError, TransferAbortedError } from '../errors.js';
 import { SubscriberSet, type TransferInfo, type TransferProgress, type TransferResult, type TransferSubscriber } from '../events.js';
 import { isAbortError, toS3xferError } from '../transfer/error-mapping.js';
 import { sendS3 } from './direct-send.js';
+import type { EndpointWatch } from './endpoint-watch.js';
 import type { MemoryBudget } from './memory-budget.js';
 import type { Lane } from './request-pool.js';
+import { EndpointUnreachable, SiblingFailed } from './stop-reasons.js';
 
 /** Options of one transfer submitted to a {@link TransferManager}. */
 export interface TransferOptions {
@@ -25,6 +27,7 @@ export interface EngineParts {
   budget: MemoryBudget;
   signal: AbortSignal;
   subscribers: TransferSubscriber[];
+  endpoint: EndpointWatch;
 }
 
 /** Any S3 command (the SDK's overloads do not accept a union of command types). */
@@ -45,6 +48,9 @@ export class TransferContext {
   readonly budget: MemoryBudget;
   private readonly cleanups = new Set<Cleanup>();
   private readonly started = performance.now();
+  private readonly endpoint: EndpointWatch;
+  /** A request of this transfer could not connect, and no request of the manager got an answer meanwhile. */
+  endpointUnreachable = false;
 
   constructor(
     engine: EngineParts,
@@ -57,6 +63,7 @@ export class TransferContext {
     this.client = engine.client;
     this.config = engine.config;
     this.budget = engine.budget;
+    this.endpoint = engine.endpoint;
     const progressOnly = options.onProgress ? { onProgress: options.onProgress } : undefined;
     this.events = new SubscriberSet([...engine.subscribers, ...(options.subscribers ?? []), progressOnly], info);
     this.signal = options.abortSignal ? AbortSignal.any([engine.signal, options.abortSignal]) : engine.signal;
@@ -67,10 +74,20 @@ export class TransferContext {
    * is done. Work of a cancelled transfer never starts.
    */
   request<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.run(request, this.signal);
+  }
+
+  /** One job in the transfer's lane, watched for an endpoint that cannot be reached. */
+  private run<T>(request: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T> {
     return this.lane.run(() => {
-      this.signal.throwIfAborted();
-      return request(this.signal);
-    }, this.signal);
+      signal.throwIfAborted();
+      return this.endpoint.track(
+        () => request(signal),
+        () => {
+          this.endpointUnreachable = true;
+        },
+      );
+    }, signal);
   }
 
   /**
@@ -89,16 +106,11 @@ export class TransferContext {
     // part's such error must not stand for it.
     let cause: { error: unknown } | undefined;
     const jobs = Array.from({ length: count }, (_, index) =>
-      this.lane
-        .run(() => {
-          signal.throwIfAborted();
-          return task(index, signal);
-        }, signal)
-        .catch((error: unknown) => {
-          if (!signal.aborted) cause ??= { error };
-          group.abort(error);
-          throw error;
-        }),
+      this.run((signal) => task(index, signal), signal).catch((error: unknown) => {
+        if (!signal.aborted) cause ??= { error };
+        group.abort(error);
+        throw error;
+      }),
     );
     const settled = await Promise.allSettled(jobs);
     const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
@@ -184,12 +196,12 @@ export class TransferContext {
   private errorContext(reason?: unknown, cause?: unknown) {
     const context = { operation: this.info.direction, source: this.info.source, destination: this.info.destination };
     // A manager stopped by another transfer's failure says so (failure policy "stop").
-    const message = reason instanceof SiblingFailed ? 'cancelled: another transfer failed' : undefined;
+    const message =
+      reason instanceof EndpointUnreachable
+        ? 'cancelled: the S3 endpoint cannot be reached'
+        : reason instanceof SiblingFailed
+          ? 'cancelled: another transfer failed'
+          : undefined;
     return { ...context, ...(cause === undefined ? {} : { cause }), ...(message ? { message } : {}) };
   }
-}
-
-/** The reason a manager with failure policy "stop" cancels the rest. */
-export class SiblingFailed extends Error {
-  override name = 'SiblingFailed';
 }

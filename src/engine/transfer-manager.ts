@@ -3,7 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { resolveTransferConfig, type TransferConfig } from '../config.js';
-import { type S3xferError, UsageError } from '../errors.js';
+import { NetworkError, type S3xferError, UsageError } from '../errors.js';
 import type { Direction, TransferInfo, TransferResult, TransferSubscriber } from '../events.js';
 import { formatS3Url } from '../location.js';
 import { type DownloadExtraArgs, type KnownObject, runDownload } from '../transfer/download.js';
@@ -11,14 +11,19 @@ import { isAbortError } from '../transfer/error-mapping.js';
 import { runStreamDownload, type StreamDownloadOptions } from '../transfer/stream-download.js';
 import { runStreamUpload, type StreamUploadOptions } from '../transfer/stream-upload.js';
 import { runUpload, type UploadExtraArgs } from '../transfer/upload.js';
+import { EndpointWatch } from './endpoint-watch.js';
 import { MemoryBudget } from './memory-budget.js';
 import { RequestPool } from './request-pool.js';
+import { EndpointUnreachable, SiblingFailed } from './stop-reasons.js';
 import { AdaptiveConcurrency, observeThrottling } from './throttle.js';
-import { type EngineParts, SiblingFailed, TransferContext, type TransferOptions } from './transfer-context.js';
+import { type EngineParts, TransferContext, type TransferOptions } from './transfer-context.js';
 
 /**
  * What a manager does when one of its transfers fails: `continue` lets the others finish and
  * collects the failures (the aws CLI's behaviour for directories); `stop` cancels the others at once.
+ * Either way, a transfer that fails because the endpoint cannot be reached (no request of the
+ * manager got an answer while its own tried to connect, every attempt) cancels the others, which
+ * reject with `TransferAbortedError` code `Cancelled`: see `EndpointWatch`.
  */
 export type FailurePolicy = 'continue' | 'stop';
 
@@ -128,7 +133,14 @@ export class TransferManager {
     const signal = options.abortSignal ? AbortSignal.any([options.abortSignal, this.controller.signal]) : this.controller.signal;
     // Every request in flight listens to it.
     setMaxListeners(0, signal);
-    this.engine = { client, config: this.config, budget: this.budget, signal, subscribers: options.subscribers ?? [] };
+    this.engine = {
+      client,
+      config: this.config,
+      budget: this.budget,
+      signal,
+      subscribers: options.subscribers ?? [],
+      endpoint: new EndpointWatch(),
+    };
   }
 
   /** Uploads a local file to `s3://bucket/key` (see {@link uploadFile}). */
@@ -235,7 +247,11 @@ export class TransferManager {
         const failure = t.toError(error, await t.cleanUp());
         this.summary.failed.push({ transfer: t.info, error: failure });
         t.events.failed(failure);
-        if (this.failurePolicy === 'stop' && !isAbortError(failure)) this.abort(new SiblingFailed(failure.message));
+        if (!isAbortError(failure)) {
+          // An endpoint that cannot be reached fails every transfer alike: stop, whatever the policy.
+          if (t.endpointUnreachable && failure instanceof NetworkError) this.abort(new EndpointUnreachable(failure.message));
+          else if (this.failurePolicy === 'stop') this.abort(new SiblingFailed(failure.message));
+        }
         throw failure;
       }
     });

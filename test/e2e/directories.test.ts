@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
 import { MiB, rm, tempDir } from '../helpers/files.js';
 import { cliEnv, openMultipartUploads, s3Server } from '../helpers/s3.js';
@@ -508,6 +508,35 @@ describe('a failure on one file', () => {
     const { 'broken/file.txt': _refused, ...arrived } = files;
     expect(await readTree(join(work, 'fail-down'))).toEqual(hashes(arrived));
     expect(await namesUnder(join(work, 'fail-down', 'broken'))).toEqual([]);
+  });
+
+  it('an endpoint that goes away midway: the files in flight fail, the rest are cancelled with one line that says why (exit 1), no temp file left', async () => {
+    const objects = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`gone/f${String(i).padStart(2, '0')}.txt`, `file ${i}`]));
+    await putObjects(objects);
+    // The sixth GET and those after it hang until the proxy, the only way to the store, goes away.
+    proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [{ match: isGetObject, fault: { type: 'stall', ms: 60_000 }, after: 5 }],
+    });
+    const running = s3xfer(['cp', '--recursive', url('gone/'), 'gone', '--concurrency', '4', '--max-attempts', '2'], {
+      env: cliEnv({ AWS_ENDPOINT_URL: proxy.url }),
+    });
+    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
+    await proxy.close();
+    const result = await running;
+
+    expectExitCode(result, 1);
+    const errors = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: '));
+    const own = errors.filter((line) => line.startsWith('s3xfer: error: download '));
+    // The transfers in flight when it went away (and those that began before one gave up) say so themselves.
+    expect(own.length, describeResult(result)).toBeGreaterThan(0);
+    expect(own.length, describeResult(result)).toBeLessThanOrEqual(8);
+    for (const line of own) expect(line).toMatch(/: cannot reach the S3 endpoint: connection refused \(ECONNREFUSED\) after 2 attempts$/);
+    expect(errors.at(-1)).toBe(`s3xfer: error: stopped: the S3 endpoint cannot be reached; ${35 - own.length} other transfers cancelled`);
+    expect(summaryOf(result)).toMatch(/^5 files, .*; 35 failed$/);
+    const left = await namesUnder(join(work, 'gone'));
+    expect(left).toHaveLength(5);
+    for (const name of left) expect(name).toMatch(/^f\d\d\.txt$/); // no temp file
   });
 
   it('a destination subdirectory the user cannot enter (run as nobody): its files fail with "permission denied", the others arrive (exit 1)', async (context) => {

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { resolveTransferConfig } from '../../src/config.js';
+import { EndpointWatch } from '../../src/engine/endpoint-watch.js';
 import { MemoryBudget } from '../../src/engine/memory-budget.js';
 import { RequestPool } from '../../src/engine/request-pool.js';
 import { TransferContext } from '../../src/engine/transfer-context.js';
@@ -17,6 +18,7 @@ function transfer(): TransferContext {
     budget: new MemoryBudget(64 * 1024 * 1024),
     signal: new AbortController().signal,
     subscribers: [],
+    endpoint: new EndpointWatch(),
   };
   return new TransferContext(
     engine,

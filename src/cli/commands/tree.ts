@@ -1,5 +1,6 @@
 import { parseShard } from '../../directory/shard.js';
 import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-jobs.js';
+import { EndpointUnreachable } from '../../engine/stop-reasons.js';
 import { TransferAbortedError } from '../../errors.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
@@ -93,6 +94,15 @@ export async function finishTree(context: CommandContext, job: Promise<TreeSumma
   }
   if ('error' in outcome) throw outcome.error;
   const { summary } = outcome;
+  // The transfers an unreachable endpoint cancelled have no line of their own: one says why.
+  if ((await context.manager()).signal.reason instanceof EndpointUnreachable) {
+    const cancelled = summary.failed.filter((failure) => failure.error instanceof TransferAbortedError).length;
+    if (cancelled > 0) {
+      context.reporter.failure(
+        `stopped: the S3 endpoint cannot be reached; ${cancelled} other ${cancelled === 1 ? 'transfer' : 'transfers'} cancelled`,
+      );
+    }
+  }
   context.reporter.summary({ ...summary, failed: summary.failed.length });
   if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
   return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
