@@ -36,7 +36,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
   setMaxListeners(0, abort.signal);
   let signalled: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) process.exit(signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted); // second Ctrl-C: leave now
+    if (signalled) {
+      // A second Ctrl-C: leave now, and say what the clean-up the first one began may not have finished.
+      const exitCode = signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+      const message =
+        `interrupted again (${signal}): left before the clean-up ended; multipart uploads being aborted may remain ` +
+        '(`aws s3api list-multipart-uploads --bucket BUCKET`), and temp files (`.*.s3xfer-part`) beside downloads';
+      if (reporter) {
+        reporter.error(message, { code: 'Interrupted', exitCode });
+        reporter.finish?.(exitCode);
+      } else streams.stderr.write(`s3xfer: error: ${message}\n`);
+      process.exit(exitCode);
+    }
     signalled = signal;
     abort.abort(new Error(signal));
   };

@@ -21,9 +21,16 @@ import { join } from 'node:path';
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadFile } from '../../src/index.js';
-import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
+import {
+  type FaultProxy,
+  isAbortMultipartUpload,
+  isGetObject,
+  isUploadPart,
+  type ProxiedRequest,
+  startFaultProxy,
+} from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, MiB, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
-import { cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
+import { abortOpenUploads, cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import { keysUnder } from '../helpers/trees.js';
 import { expectExitCode, expectNoNoise } from './expect-cli.js';
 import { type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, pollUntil, type RunningCli, startCli } from './run-cli.js';
@@ -164,6 +171,41 @@ describe('SIGTERM (a CI job cancelled)', () => {
     expect(result.stderr).toMatch(/^s3xfer: error: interrupted \(SIGTERM\)/m);
     expect(await openMultipartUploads(client, bucket)).toEqual([]);
     expect(await listKeys(client, bucket)).not.toContain(key);
+  });
+});
+
+describe('a second Ctrl-C', () => {
+  it("while the first one's clean-up hangs (the abort of a multipart upload held): exits 130 at once and says what may remain", async () => {
+    const key = 'twice/upload.bin';
+    const proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [{ match: isAbortMultipartUpload, fault: { type: 'stall', ms: 60_000 } }],
+    });
+    proxies.push(proxy);
+    const cli = start(['cp', bigFile, `s3://${bucket}/${key}`, ...SLOW, '--endpoint-url', proxy.url]);
+    const open = await pollUntil(async () => ((await openMultipartUploads(client, bucket)).some((u) => u.Key === key) ? true : undefined), {
+      intervalMs: 50,
+      deadlineMs: 60_000,
+      stopIf: () => !cli.running(),
+    });
+    expect(open && cli.running(), 'the upload never got under way').toBe(true);
+    cli.child.kill('SIGINT');
+    // The first Ctrl-C's clean-up has begun: its AbortMultipartUpload is held at the proxy.
+    const held = await pollUntil(async () => (proxy.stats.faults > 0 ? true : undefined), { intervalMs: 20, deadlineMs: 30_000 });
+    expect(held, 'the abort never reached the proxy').toBe(true);
+    const second = performance.now();
+    cli.child.kill('SIGINT');
+    const result = await cli.result;
+
+    expectExitCode(result, 130);
+    expect(performance.now() - second, 'it waited for the held abort').toBeLessThan(10_000);
+    expect(result.stderr, describeResult(result)).toBe(
+      's3xfer: error: interrupted again (SIGINT): left before the clean-up ended; multipart uploads being aborted may remain ' +
+        '(`aws s3api list-multipart-uploads --bucket BUCKET`), and temp files (`.*.s3xfer-part`) beside downloads\n',
+    );
+    // As it says: the upload is still open (the test removes it).
+    expect((await openMultipartUploads(client, bucket)).map((u) => u.Key)).toContain(key);
+    await abortOpenUploads(client, bucket);
   });
 });
 
