@@ -44,7 +44,11 @@ const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch',
 
 /** The exit code for an error that ended the command. */
 export function exitCodeFor(error: unknown, signal?: NodeJS.Signals): number {
-  if (error instanceof TransferAbortedError) return signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+  if (error instanceof TransferAbortedError) {
+    // Cancelled by the engine (the endpoint cannot be reached, another transfer failed): a failure, not an interrupt.
+    if (error.code === 'Cancelled') return EXIT.failed;
+    return signal === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+  }
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof LocalFileError && error.isSource) return EXIT.usage;
   if (error instanceof CredentialsError) return EXIT.config;

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type FaultProxy, isPutObject, startFaultProxy } from '../helpers/fault-proxy.js';
 import { cliEnv, s3Server } from '../helpers/s3.js';
 import { keysUnder, putObjects, writeTree } from '../helpers/trees.js';
@@ -222,6 +222,34 @@ describe('run - (stdin)', () => {
 });
 
 describe('many lines, one process', () => {
+  it('an endpoint that goes away midway: the lines in flight fail, the rest are cancelled with one line that says why (exit 1, not 130)', async () => {
+    // The fourth PutObject and those after it hang until the proxy, the only way to the store, goes away.
+    proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [{ match: isPutObject, fault: { type: 'stall', ms: 60_000 }, after: 3 }],
+    });
+    const commands = Array.from({ length: 40 }, (_, i) => `cp up-1.txt ${url(`gone/${i}.txt`)}`);
+    await writeFile(join(work, 'gone.txt'), `${commands.join('\n')}\n`);
+    const running = runCli(['run', 'gone.txt', '--endpoint-url', proxy.url, '--concurrency', '2', '--max-attempts', '2'], {
+      env: cliEnv(),
+      cwd: work,
+    });
+    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
+    await proxy.close();
+    const result = await running;
+
+    expectExitCode(result, 1);
+    const errors = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: '));
+    const own = errors.slice(0, -1);
+    expect(own.length, describeResult(result)).toBeGreaterThan(0);
+    expect(own.length, describeResult(result)).toBeLessThanOrEqual(4);
+    for (const line of own)
+      expect(line).toMatch(/^s3xfer: error: line \d+: cannot reach the S3 endpoint: connection refused \(ECONNREFUSED\) after 2 attempts$/);
+    expect(errors.at(-1)).toBe(`s3xfer: error: stopped: the S3 endpoint cannot be reached; ${37 - own.length} other transfers cancelled`);
+    expect(lines(result.stderr).at(-1)).toMatch(/^3 files, 12 B in \d+\.\d s.*; 37 failed$/);
+    expect(await keysUnder(client, bucket, 'gone/')).toHaveLength(3);
+  });
+
   it('runs the lines concurrently: eight uploads held 1.5 s each at a proxy finish in about 1.5 s, all in flight together', async () => {
     proxy = await startFaultProxy({ upstream: s3Server().endpoint, rules: [{ match: isPutObject, fault: { type: 'stall', ms: 1500 } }] });
     const commands = Array.from({ length: 8 }, (_, i) => `cp up-1.txt ${url(`concurrent/${i}.txt`)}`);

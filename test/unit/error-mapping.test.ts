@@ -97,6 +97,8 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(new NetworkError('x', 'ECONNREFUSED'))).toBe(EXIT.failed);
     expect(exitCodeFor(new TransferAbortedError())).toBe(130);
     expect(exitCodeFor(new TransferAbortedError(), 'SIGTERM')).toBe(143);
+    // Cancelled by the engine (another transfer failed, the endpoint cannot be reached): a failure, not an interrupt.
+    expect(exitCodeFor(new TransferAbortedError({ message: 'cancelled: the S3 endpoint cannot be reached' }))).toBe(EXIT.failed);
     expect(exitCodeFor(new Error('bug'))).toBe(EXIT.failed);
   });
 });

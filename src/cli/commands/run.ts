@@ -7,6 +7,7 @@ import type { CliCommand, CommandContext } from '../command.js';
 import { EXIT, exitCodeFor, worseExit } from '../exit-codes.js';
 import { createParser } from '../parser.js';
 import type { Reporter } from '../reporters/reporter.js';
+import { reportEndpointStop } from './tree.js';
 
 interface RunArgs {
   file: string;
@@ -54,8 +55,10 @@ export const runCommand: CliCommand = {
       if (limit.pendingCount > LINES_AT_ONCE * 4) await Promise.race(pending);
     }
     await Promise.all(pending);
-    const summary = await (await context.manager()).drain();
+    const manager = await context.manager();
+    const summary = await manager.drain();
     if (context.abortSignal.aborted) throw new TransferAbortedError({ operation: 'run' });
+    reportEndpointStop(context.reporter, manager, summary.failed);
     context.reporter.summary({
       transferred: summary.succeeded,
       bytes: summary.bytes,
@@ -97,7 +100,8 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
     const failure =
       error instanceof S3xferError ? error : new S3xferError(String((error as Error)?.message ?? error), 'Internal', { cause: error });
     const exit = exitCodeFor(failure);
-    if (exit !== EXIT.interrupted && exit !== EXIT.terminated) {
+    // A line cancelled by Ctrl-C or by the engine (see reportEndpointStop) has no line of its own.
+    if (!(failure instanceof TransferAbortedError)) {
       context.reporter.failure(`line ${number}: ${failure.message}`, {
         type: 'error',
         operation: 'run',

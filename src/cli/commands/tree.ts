@@ -1,7 +1,8 @@
 import { parseShard } from '../../directory/shard.js';
 import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-jobs.js';
 import { EndpointUnreachable } from '../../engine/stop-reasons.js';
-import { TransferAbortedError } from '../../errors.js';
+import type { TransferManager } from '../../engine/transfer-manager.js';
+import { type S3xferError, TransferAbortedError } from '../../errors.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { filterRulesFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
@@ -69,6 +70,19 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
 }
 
 /**
+ * The transfers an unreachable endpoint made the manager cancel have no line of their own (nor do
+ * those Ctrl-C cancels): one line says why, and how many.
+ */
+export function reportEndpointStop(reporter: Reporter, manager: TransferManager, failed: Array<{ error: S3xferError }>): void {
+  if (!(manager.signal.reason instanceof EndpointUnreachable)) return;
+  const cancelled = failed.filter((failure) => failure.error instanceof TransferAbortedError).length;
+  if (cancelled === 0) return;
+  reporter.failure(
+    `stopped: the S3 endpoint cannot be reached; ${cancelled} other ${cancelled === 1 ? 'transfer' : 'transfers'} cancelled`,
+  );
+}
+
+/**
  * Runs a job to its end even when it throws (Ctrl-C, a listing error): every transfer already
  * submitted finishes or cleans up before the command exits. Then the aws CLI's exit codes: 1 when
  * anything failed, 2 when something was skipped, else 0.
@@ -94,15 +108,7 @@ export async function finishTree(context: CommandContext, job: Promise<TreeSumma
   }
   if ('error' in outcome) throw outcome.error;
   const { summary } = outcome;
-  // The transfers an unreachable endpoint cancelled have no line of their own: one says why.
-  if ((await context.manager()).signal.reason instanceof EndpointUnreachable) {
-    const cancelled = summary.failed.filter((failure) => failure.error instanceof TransferAbortedError).length;
-    if (cancelled > 0) {
-      context.reporter.failure(
-        `stopped: the S3 endpoint cannot be reached; ${cancelled} other ${cancelled === 1 ? 'transfer' : 'transfers'} cancelled`,
-      );
-    }
-  }
+  reportEndpointStop(context.reporter, await context.manager(), summary.failed);
   context.reporter.summary({ ...summary, failed: summary.failed.length });
   if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
   return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
