@@ -1,5 +1,5 @@
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { S3xferError } from '../errors.js';
+import { type S3xferError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url } from '../location.js';
 import { deleteFailureError, deleteObjects } from '../storage/delete-objects.js';
 import { createFilter, type FilterRule } from '../storage/filters.js';
@@ -35,10 +35,16 @@ export interface RemoveSummary {
 /**
  * `rm`: deletes one object, or every object under a prefix (listed page by page, deleted in
  * batches of 1,000 with DeleteObjects). Per-key refusals are reported through `onError`, not thrown.
+ * @throws {UsageError} for an empty bucket, or an empty key without `recursive` (never a DeleteBucket).
  * @throws {S3xferError} when the listing or a whole request fails (missing bucket, no access).
  */
 export async function removeObjects(client: S3Client, bucket: string, key: string, options: RemoveOptions = {}): Promise<RemoveSummary> {
+  if (typeof bucket !== 'string' || bucket === '') throw new UsageError('no bucket given to remove from', 'MissingBucket');
   if (!options.recursive) {
+    // DeleteObject with an empty key is `DELETE /bucket/`: DeleteBucket, which removes an empty bucket.
+    if (typeof key !== 'string' || key === '') {
+      throw new UsageError(`no key given to remove from s3://${bucket}/ (to remove every object under a prefix: recursive)`, 'MissingKey');
+    }
     if (options.dryRun) {
       options.onDeleted?.(key);
       return { deleted: 0, deleteFailed: 0, dryRun: { transfers: 0, bytes: 0, deletes: 1 } };

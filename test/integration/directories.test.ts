@@ -9,7 +9,14 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteBucketPolicyCommand, GetObjectCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteBucketPolicyCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  PutBucketPolicyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   copyTree,
@@ -625,6 +632,20 @@ describe('removeObjects (rm)', () => {
     expect(await removeObjects(client, bucket, 'rm/', { recursive: true })).toEqual({ deleted: 1, deleteFailed: 0 });
     expect(await keysUnder('rm/')).toEqual([]);
     expect(await keysUnder('rm-sibling/')).toEqual(['e.txt']);
+  });
+
+  it('refuses an empty key without recursive (UsageError MissingKey), and never deletes the bucket (DeleteObject of "" is DeleteBucket)', async () => {
+    const empty = await createTestBucket(client, 's3xfer-rm-empty');
+    try {
+      for (const key of ['', undefined as unknown as string]) {
+        await expect(removeObjects(client, empty, key)).rejects.toMatchObject({ name: 'UsageError', code: 'MissingKey' });
+        await expect(removeObjects(client, empty, key, { dryRun: true })).rejects.toMatchObject({ code: 'MissingKey' });
+      }
+      await expect(removeObjects(client, '', 'k')).rejects.toMatchObject({ name: 'UsageError', code: 'MissingBucket' });
+      await client.send(new HeadBucketCommand({ Bucket: empty })); // still there
+    } finally {
+      await removeTestBucket(client, empty);
+    }
   });
 
   it('takes the prefix as a directory ("pre" means "pre/", never "prefix-other"), its filters relative to it', async () => {
