@@ -10,7 +10,7 @@ import type { CliCommand, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
-import { createParser } from './parser.js';
+import { createParser, parserMessage } from './parser.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
 /** Set by scripts/build-cli.mjs in the bundle; tsc's output reads package.json instead. */
@@ -133,7 +133,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         const unknown = unknownFlags(argv);
         throw (
           error ??
-          new UsageError(unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : message, 'BadUsage')
+          new UsageError(
+            unknown.length ? `Unknown argument${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}` : parserMessage(message),
+            'BadUsage',
+          )
         );
       })
       .parseAsync();

@@ -42,9 +42,28 @@ const UPLOAD_OPTIONS = {
   'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
   metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2' },
   'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
-  sse: { type: 'string', describe: 'Server-side encryption: AES256 or aws:kms' },
+  sse: {
+    type: 'string',
+    describe: 'Server-side encryption: AES256 (also a bare --sse, as in the aws CLI), aws:kms or aws:kms:dsse',
+    // A bare --sse asks for encryption (the aws CLI's AES256): never an upload without it.
+    coerce: (value: string) => (value === '' ? 'AES256' : value),
+    choices: ['AES256', 'aws:kms', 'aws:kms:dsse'],
+  },
   'sse-kms-key-id': { type: 'string', describe: 'KMS key for --sse aws:kms' },
-  acl: { type: 'string', describe: 'Canned ACL: private, public-read, bucket-owner-full-control, …' },
+  acl: {
+    type: 'string',
+    describe: 'Canned ACL',
+    choices: [
+      'private',
+      'public-read',
+      'public-read-write',
+      'authenticated-read',
+      'aws-exec-read',
+      'bucket-owner-read',
+      'bucket-owner-full-control',
+      'log-delivery-write',
+    ],
+  },
   'checksum-algorithm': {
     type: 'string',
     describe:

@@ -15,3 +15,11 @@ export function createParser(argv: string[]): Argv {
   // A repeated flag takes its last value (yargs would otherwise pass an array along).
   return parser.parserConfiguration({ 'duplicate-arguments-array': false });
 }
+
+/**
+ * yargs's failure message as one line: its "Invalid values:" report spans lines
+ * (`Invalid values:\n  Argument: acl, Given: "x", Choices: …`), and an error is one line.
+ */
+export function parserMessage(message: string): string {
+  return message.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
+}

@@ -109,6 +109,25 @@ describe('flags', () => {
     expect(await listKeys(client, bucket)).not.toContain('non-ascii.bin');
   });
 
+  it('a bare --sse (or --sse=) asks for AES256, as the aws CLI: never an unencrypted upload that exits 0', async () => {
+    for (const flag of [['--sse'], ['--sse=']]) {
+      const result = await runCli(['cp', file, `s3://${bucket}/bare-sse.bin`, ...flag], { env: cliEnv(), cwd: work });
+      // This Ceph refuses SSE-S3 over plain http: the request carried the header.
+      expectFailure(result, 1, 'InvalidRequest');
+      expect(await listKeys(client, bucket)).not.toContain('bare-sse.bin');
+    }
+  });
+
+  it.each([
+    ['--sse', 'AES-256', '"AES256", "aws:kms", "aws:kms:dsse"'],
+    ['--acl', 'public', '"private", "public-read"'],
+  ])('refuses %s %s with exit 2 and the values it takes, one line, before sending anything', async (flag, value, choices) => {
+    const result = await runCli(['cp', file, `s3://${bucket}/bad-choice.bin`, flag, value], { env: cliEnv(), cwd: work });
+    const line = expectFailure(result, 2, `Argument: ${flag.slice(2)}, Given: "${value}", Choices: ${choices}`);
+    expect(line).toMatch(/^s3xfer: error: Invalid values: Argument: /);
+    expect(await listKeys(client, bucket)).not.toContain('bad-choice.bin');
+  });
+
   it.each([
     ['cp', ['--content-type', 'text/plain']],
     ['download', ['--sse', 'AES256', '--acl', 'private']],

@@ -5,7 +5,7 @@ import { parse as parseShell } from 'shell-quote';
 import { LocalFileError, S3xferError, TransferAbortedError, UsageError } from '../../errors.js';
 import type { CliCommand, CommandContext } from '../command.js';
 import { EXIT, exitCodeFor, worseExit } from '../exit-codes.js';
-import { createParser } from '../parser.js';
+import { createParser, parserMessage } from '../parser.js';
 import type { Reporter } from '../reporters/reporter.js';
 import { reportEndpointStop } from './tree.js';
 
@@ -87,7 +87,7 @@ async function runLine(text: string, number: number, commands: CliCommand[], con
       .version(false)
       .demandCommand(1, 'give a command')
       .fail((message, error) => {
-        throw error ?? new UsageError(message, 'BadUsage');
+        throw error ?? new UsageError(parserMessage(message), 'BadUsage');
       });
     for (const command of commands) {
       parser = parser.command(command.command, command.describe, command.builder as never, async (args) => {
