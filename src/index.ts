@@ -16,8 +16,10 @@ export {
   resolveTransferConfig,
   S3_LIMITS,
   type TransferConfig,
+  type VerifyMode,
 } from './config.js';
 export { type RemoveOptions, type RemoveSummary, removeObjects } from './directory/remove-objects.js';
+export { parseShard, type Shard } from './directory/shard.js';
 export {
   copyTree,
   type DryRunCounts,
@@ -51,7 +53,7 @@ export {
   TransferAbortedError,
   UsageError,
 } from './errors.js';
-export type { Direction, TransferInfo, TransferProgress, TransferResult, TransferSubscriber } from './events.js';
+export type { Direction, TransferInfo, TransferProgress, TransferResult, TransferSubscriber, VerificationMethod } from './events.js';
 export { type DownloadOptions, downloadFile, type UploadOptions, uploadFile } from './file-transfers.js';
 export { formatS3Url, type LocalLocation, type Location, parseLocation, parseS3Url, type S3Location } from './location.js';
 export { type Environment, type ProxyOption, proxyForUrl, resolveCaBundle } from './network.js';
