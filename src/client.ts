@@ -69,7 +69,8 @@ export const FALLBACK_REGION = 'us-east-1';
 /**
  * Builds the S3Client every transfer uses: the one place where endpoint, addressing style,
  * checksums, retries, connection pooling, proxies and TLS trust are decided.
- * @throws UsageError for a malformed proxy URL or an unreadable or invalid CA bundle.
+ * @throws UsageError for a malformed endpoint or proxy URL, an unreadable or invalid CA bundle, or
+ *   a number that is not a whole number in its range (`InvalidClientOption`).
  */
 export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const endpoint = options.endpoint || undefined;
@@ -79,16 +80,19 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-  const maxAttempts = options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts;
+  const maxAttempts = wholeNumber('maxAttempts', options.maxAttempts, DEFAULT_TRANSFER_CONFIG.maxAttempts, 1, 100);
+  const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 1);
+  const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 1);
+  const maxSockets = wholeNumber('maxSockets', options.maxSockets, 50, 1);
   const connections: ConnectionSettings = {
     handler: {
-      connectionTimeout: options.connectionTimeoutMs ?? 10_000,
+      connectionTimeout: connectionTimeoutMs,
       // An idle limit, not a total one: a 5 GiB part may take long, but a server that stops
       // answering must not hang a transfer. (The SDK's requestTimeout caps the whole request and,
       // in this version, only prints a warning unless told to throw.)
-      socketTimeout: options.socketTimeoutMs ?? 60_000,
+      socketTimeout: socketTimeoutMs,
     },
-    agent: { keepAlive: true, maxSockets: options.maxSockets ?? 50 },
+    agent: { keepAlive: true, maxSockets },
     tls: {},
   };
   // Without a proxy that could apply, no routing layer and no proxy code at all.
@@ -194,4 +198,14 @@ const priorAttempt = new AsyncLocalStorage<FailedAttempt>();
  */
 export function retryAfter<T>(failed: FailedAttempt, send: () => Promise<T>): Promise<T> {
   return priorAttempt.run(failed, send);
+}
+
+/** `value` (else `fallback`) when it is a whole number from `min` to `max`. @throws {UsageError} */
+function wholeNumber(name: string, value: number | undefined, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `from ${min} up` : `from ${min} to ${max}`;
+    throw new UsageError(`invalid ${name} ${String(value)}: it must be a whole number ${range}`, 'InvalidClientOption');
+  }
+  return value;
 }

@@ -10,6 +10,27 @@ describe('createS3Client', () => {
     expect(() => createS3Client({ endpoint: 'https://s3.example.com' })).not.toThrow();
   });
 
+  it('refuses numbers that are not whole numbers in range (maxAttempts, maxSockets, timeouts), at once', () => {
+    const bad: Array<Parameters<typeof createS3Client>[0]> = [
+      { maxAttempts: -1 },
+      { maxAttempts: Number.NaN },
+      { maxAttempts: 0 },
+      { maxAttempts: 101 },
+      { maxSockets: 0 },
+      { maxSockets: 2.5 },
+      { connectionTimeoutMs: -5 },
+      { socketTimeoutMs: Number.NaN },
+      { socketTimeoutMs: Number.POSITIVE_INFINITY },
+    ];
+    for (const options of bad) {
+      expect(() => createS3Client(options), JSON.stringify(options)).toThrow(
+        expect.objectContaining({ name: 'UsageError', code: 'InvalidClientOption' }),
+      );
+    }
+    expect(() => createS3Client({ maxSockets: -1 })).toThrow('invalid maxSockets -1: it must be a whole number from 1 up');
+    expect(() => createS3Client({ maxAttempts: 1, maxSockets: 1, connectionTimeoutMs: 1, socketTimeoutMs: 1 })).not.toThrow();
+  });
+
   it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {
     const client = createS3Client({ endpoint: 'http://127.0.0.1:7480', region: 'us-east-1' });
     expect(client.config.forcePathStyle).toBe(true);
