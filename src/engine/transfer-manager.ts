@@ -66,6 +66,12 @@ export interface DownloadTransferOptions extends TransferOptions {
   exactPath?: boolean;
   /** The modification time to give the file (a directory job gives the object's LastModified). */
   mtime?: Date;
+  /**
+   * Make the destination's missing parent directories, as `aws s3 cp` does (the CLI sets it), once
+   * the object is known to exist; those it made are removed again if the download fails. Default
+   * false, as boto3's `download_file`: a missing directory fails (LocalFileError `ENOENT`).
+   */
+  makeDirectories?: boolean;
 }
 
 /** What a manager has done so far. */
@@ -152,9 +158,7 @@ export class TransferManager {
   /** Downloads `s3://bucket/key` to a local file (see {@link downloadFile}). */
   download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
-    return this.submit(info, bucket, key, options, (t) =>
-      runDownload(t, filename, options.extraArgs ?? {}, options.known, options.exactPath, options.mtime),
-    );
+    return this.submit(info, bucket, key, options, (t) => runDownload(t, filename, options.extraArgs ?? {}, options));
   }
 
   /**

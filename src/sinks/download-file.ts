@@ -12,7 +12,7 @@ import {
   writeSync,
   writevSync,
 } from 'node:fs';
-import { type FileHandle, lstat, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, rename, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
@@ -24,15 +24,20 @@ export const TEMP_FILE_SUFFIX = '.s3xfer-part';
 /**
  * The file a download writes: `filename` itself, or `filename/<key's base name>` when `filename`
  * is an existing directory (or ends with a path separator).
- * @throws {LocalFileError} when the destination's directory does not exist or the target is a directory.
+ * @param makeParents a missing directory is the caller's to make ({@link makeParentDirectories}).
+ * @throws {LocalFileError} when the destination's directory does not exist (unless `makeParents`)
+ *   or is a file, or the target is a directory.
  */
-export async function resolveDownloadPath(filename: string, key: string): Promise<string> {
+export async function resolveDownloadPath(filename: string, key: string, makeParents = false): Promise<string> {
   const isDir = await statOrUndefined(filename).then((s) => s?.isDirectory() ?? false);
   const endsWithSep = /[\\/]$/.test(filename);
   const target = isDir || endsWithSep ? join(filename, keyBaseName(key)) : filename;
   const context = { operation: 'download', destination: target };
   const parent = await statOrUndefined(dirname(target));
-  if (!parent?.isDirectory()) {
+  if (parent && !parent.isDirectory()) {
+    throw new LocalFileError(`${dirname(target)}: not a directory (a file is in the way)`, 'ENOTDIR', context);
+  }
+  if (!parent && !makeParents) {
     throw new LocalFileError(`${dirname(target)}: destination directory does not exist`, 'ENOENT', context);
   }
   if ((await statOrUndefined(target))?.isDirectory()) {
@@ -308,8 +313,9 @@ async function statOrUndefined(path: string) {
  * child's mkdir answers ENOENT and the parent's EEXIST. Here the missing directories are made one
  * by one from the deepest one that exists, and the first refusal is thrown as the system gave it
  * (ENOENT, EACCES, ENOTDIR when a file is in the way, EEXIST when `path` itself is a file).
+ * Returns the directories it made, outermost first.
  */
-export async function makeDirectories(path: string): Promise<void> {
+export async function makeDirectories(path: string): Promise<string[]> {
   const missing: string[] = [];
   for (let current = resolve(path); ; ) {
     const info = await stat(current).catch((error: NodeJS.ErrnoException) => {
@@ -325,13 +331,54 @@ export async function makeDirectories(path: string): Promise<void> {
     if (parent === current) break;
     current = parent;
   }
+  const made: string[] = [];
   for (const directory of missing.reverse()) {
     try {
       await mkdir(directory);
+      made.push(directory);
     } catch (error) {
       // Made meanwhile by another job is fine; a file or a dangling link in its place is not.
-      const made = (error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(directory).catch(() => undefined))?.isDirectory();
-      if (!made) throw error;
+      const exists = (error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(directory).catch(() => undefined))?.isDirectory();
+      if (!exists) throw error;
+    }
+  }
+  return made;
+}
+
+/**
+ * Makes the missing directories above a download's file; returns those it made, deepest last.
+ * @throws {LocalFileError} when one cannot be made (a file in the way, no permission).
+ */
+export async function makeParentDirectories(file: string): Promise<string[]> {
+  const directory = dirname(file);
+  try {
+    return await makeDirectories(directory);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EEXIST') {
+      const inTheWay = (await fileInTheWay(directory)) ?? directory;
+      throw new LocalFileError(`${inTheWay}: not a directory (a file is in the way)`, 'ENOTDIR', downloadContext(file));
+    }
+    throw fileError(directory, error, downloadContext(file), 'cannot create the directory');
+  }
+}
+
+/** The path of `directory` or of its nearest ancestor that exists, when that is not a directory. */
+async function fileInTheWay(directory: string): Promise<string | undefined> {
+  for (let path = directory; ; path = dirname(path)) {
+    const info = await statOrUndefined(path);
+    if (info) return info.isDirectory() ? undefined : path;
+    if (dirname(path) === path) return undefined;
+  }
+}
+
+/** Removes directories a failed download made, deepest first, as long as they are empty. */
+export async function removeEmptyDirectories(made: string[]): Promise<void> {
+  for (const directory of [...made].reverse()) {
+    try {
+      await rmdir(directory);
+    } catch {
+      return; // not empty (another download wrote there), or gone
     }
   }
 }

@@ -14,7 +14,13 @@ import { type PartHead, type PassDigests, planVerification } from '../integrity/
 import { FILE_HASHING_MIN_BYTES, hashWorkers } from '../integrity/hash-workers.js';
 import { multipartEtagParts } from '../integrity/layout.js';
 import { DownloadVerification, type VerificationOutcome } from '../integrity/verification.js';
-import { type DownloadSink, openDownloadSink, resolveDownloadPath } from '../sinks/download-file.js';
+import {
+  type DownloadSink,
+  makeParentDirectories,
+  openDownloadSink,
+  removeEmptyDirectories,
+  resolveDownloadPath,
+} from '../sinks/download-file.js';
 import { statusOf } from './error-mapping.js';
 import { type Body, getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 import { PART_SIZE_METADATA } from './upload.js';
@@ -45,10 +51,9 @@ export async function runDownload(
   t: TransferContext,
   filename: string,
   extraArgs: DownloadExtraArgs,
-  known?: KnownObject,
-  exactPath = false,
-  mtime?: Date,
+  options: { known?: KnownObject; exactPath?: boolean; mtime?: Date; makeDirectories?: boolean } = {},
 ): Promise<TransferResult> {
+  const { known, exactPath = false, mtime, makeDirectories: makeParents = false } = options;
   const source = t.info.source;
   if (t.key === '' || t.key.endsWith('/')) {
     throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
@@ -56,7 +61,7 @@ export async function runDownload(
   if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
   const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
   // A directory job names the file itself, in a directory it made: no checks to repeat.
-  const target = exactPath ? filename : await resolveDownloadPath(filename, t.key);
+  const target = exactPath ? filename : await resolveDownloadPath(filename, t.key, makeParents);
   t.info.destination = target;
   const mode = t.config.verify ?? DEFAULT_VERIFY_MODE;
   const verify = mode !== 'off';
@@ -66,6 +71,11 @@ export async function runDownload(
   const verification = verify ? await planDownloadVerification(t, request, head, size) : undefined;
   verification?.assertVerifiable();
 
+  if (makeParents && !exactPath) {
+    // The object exists: now its directories, removed again (those made here) if the download fails.
+    const made = await makeParentDirectories(target);
+    if (made.length > 0) t.onFailure(() => removeEmptyDirectories(made));
+  }
   const file = await openDownloadSink(target, { size, mtime });
   const forget = t.onFailure(() => {
     verification?.release();

@@ -10,7 +10,8 @@ import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { type FaultProxy, isGetObject, startFaultProxy } from '../helpers/fault-proxy.js';
 import { leftoverTempFiles, randomFile, rm, sha256File, tempDir } from '../helpers/files.js';
 import { cliEnv, listKeys, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import { expectExitCode, expectFailure } from './expect-cli.js';
@@ -389,14 +390,47 @@ describe('endpoint problems', () => {
   );
 });
 
-describe('local destination problems', () => {
-  it('download into a directory that does not exist exits 1: "destination directory does not exist", nothing created', async () => {
-    const dir = await freshDir('dest-parent');
-    const missingDir = join(dir, 'no-such-dir');
+describe('local destination directories (as aws s3 cp)', () => {
+  let proxy: FaultProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
 
-    const result = await s3xfer(['cp', `s3://${bucket}/${existingKey}`, join(missingDir, 'out.bin')]);
+  it('missing directories of the destination are made: DIR/ and a/b/name', async () => {
+    const dir = await freshDir('dest-parents');
+    for (const target of [`${join(dir, 'new-dir')}/`, join(dir, 'a', 'b', 'out.bin')]) {
+      const result = await s3xfer(['cp', `s3://${bucket}/${existingKey}`, target]);
+      expectExitCode(result, 0);
+    }
+    expect(await readFile(join(dir, 'new-dir', 'object.bin'))).toEqual(existingBody);
+    expect(await readFile(join(dir, 'a', 'b', 'out.bin'))).toEqual(existingBody);
+  });
 
-    expectFailure(result, 1, missingDir, 'destination directory does not exist');
+  it('a file where a directory is needed: exit 1, "not a directory", the file unchanged', async () => {
+    const dir = await freshDir('dest-file-in-way');
+    await writeFile(join(dir, 'f.txt'), 'keep');
+    for (const target of [`${join(dir, 'f.txt')}/`, join(dir, 'f.txt', 'deeper', 'out.bin')]) {
+      const result = await s3xfer(['cp', `s3://${bucket}/${existingKey}`, target]);
+      expectFailure(result, 1, 'f.txt: not a directory (a file is in the way)');
+    }
+    expect(await readFile(join(dir, 'f.txt'), 'utf8')).toBe('keep');
+    await expectDirContains(dir, ['f.txt']);
+  });
+
+  it('no directory is left by a download that fails: a missing key, or a GET refused after the HEAD', async () => {
+    const dir = await freshDir('dest-parents-failed');
+    const missing = await s3xfer(['cp', `s3://${bucket}/no/such/key.bin`, join(dir, 'x', 'y', 'out.bin')]);
+    expectFailure(missing, 1, 'does not exist');
+    proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [{ match: isGetObject, fault: { type: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' } }],
+    });
+    const refused = await s3xfer(['cp', `s3://${bucket}/${existingKey}`, join(dir, 'x', 'y', 'out.bin')], {
+      extraEnv: { AWS_ENDPOINT_URL: proxy.url },
+    });
+    expectFailure(refused, 1, 'AccessDenied');
+    expect(proxy.log.map((entry) => entry.method)).toEqual(['HEAD', 'GET']); // the directories were made in between
     await expectDirContains(dir, []);
   });
 });

@@ -76,7 +76,8 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
   if (from.kind === 'local' && to.kind === 's3') {
     await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs });
   } else if (from.kind === 's3' && to.kind === 'local') {
-    await manager.download(from.bucket, from.key, to.path);
+    // As `aws s3 cp`: missing directories of the destination are made.
+    await manager.download(from.bucket, from.key, to.path, { makeDirectories: true });
   }
   return undefined;
 }
