@@ -49,7 +49,7 @@ export function isTempFileName(name: string): boolean {
 
 /** Where a downloaded key goes, or why it may not go anywhere. */
 export type LocalPathResult =
-  | { ok: true /** Absolute path under the root. */; path: string }
+  | { ok: true /** The path under the root, joined to the root as given (relative if it is). */; path: string }
   | {
       ok: false;
       /** `DirectoryMarker` (the caller makes a directory instead), `UnsafeKey` or `NameTooLong`. */
@@ -94,12 +94,12 @@ export function localPathForKey(root: string, relative: string, options: LocalPa
   }
   const path = platform === 'win32' ? win32 : posix;
   const base = path.resolve(root);
-  const target = path.join(base, ...segments);
   // Defence in depth: the checks above already keep the key inside the root.
-  const inside = path.relative(base, target);
+  const inside = path.relative(base, path.join(base, ...segments));
   if (inside === '' || inside === '..' || inside.startsWith(`..${path.sep}`) || path.isAbsolute(inside))
     return refuse('the key leads outside the destination directory');
-  return { ok: true, path: target };
+  // Under the root as the user gave it (`d1/a.txt`, as aws s3 cp prints it), not made absolute.
+  return { ok: true, path: path.join(root, ...segments) };
 }
 
 /**

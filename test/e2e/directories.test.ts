@@ -11,7 +11,7 @@ import { appendFile, chmod, mkdir, readFile, symlink, utimes, writeFile } from '
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { type FaultProxy, isGetObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
+import { type FaultProxy, isGetObject, isPutObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
 import { MiB, rm, tempDir } from '../helpers/files.js';
 import { cliEnv, openMultipartUploads, s3Server } from '../helpers/s3.js';
 import {
@@ -95,7 +95,7 @@ describe('cp --recursive', () => {
     const down = await s3xfer(['cp', '--recursive', url('cp/'), 'tree-copy', ...sizes]);
     expectDone(down);
     expect(actions(down)).toHaveLength(201);
-    expect(actions(down)).toContain(`download: ${url('cp/big/multipart.bin')} → ${join(work, 'tree-copy', 'big', 'multipart.bin')}`);
+    expect(actions(down)).toContain(`download: ${url('cp/big/multipart.bin')} → ${join('tree-copy', 'big', 'multipart.bin')}`);
     expect(await readTree(join(work, 'tree-copy'))).toEqual(hashes(files));
   });
 });
@@ -129,7 +129,7 @@ describe('sync', () => {
     expect(actions(again)).toEqual([`upload: sync-src/${resized} → ${url(`sync/${resized}`)}`]);
     expect(summaryOf(again)).toMatch(/^1 file, .* in .*; 39 unchanged$/);
     const back = await s3xfer(['sync', url('sync/'), 'sync-copy']);
-    expect(actions(back)).toEqual([`download: ${url(`sync/${resized}`)} → ${join(work, 'sync-copy', resized!)}`]);
+    expect(actions(back)).toEqual([`download: ${url(`sync/${resized}`)} → ${join('sync-copy', resized!)}`]);
     expect(await readFile(join(work, 'sync-copy', resized!), 'utf8')).toMatch(/ and more$/);
   });
 
@@ -150,7 +150,7 @@ describe('sync', () => {
     expectNothingTransferred(await s3xfer(['sync', url('modes/'), 'modes']), 1);
     const exact = await s3xfer(['sync', '--exact-timestamps', url('modes/'), 'modes']);
     expectDone(exact);
-    expect(actions(exact)).toEqual([`download: ${url('modes/same.txt')} → ${file}`]);
+    expect(actions(exact)).toEqual([`download: ${url('modes/same.txt')} → modes/same.txt`]);
     expect(await readFile(file, 'utf8')).toBe('bbbb');
   });
 
@@ -172,7 +172,7 @@ describe('sync', () => {
     expect(actions(down).sort()).toEqual([
       'delete: del-dst/old.txt',
       'delete: del-dst/sub/old.txt',
-      `download: ${url('del/keep.txt')} → ${join(work, 'del-dst', 'keep.txt')}`,
+      `download: ${url('del/keep.txt')} → ${join('del-dst', 'keep.txt')}`,
     ]);
     expect(await namesUnder(join(work, 'del-dst'))).toEqual(['keep.txt', 'sub/']);
   });
@@ -192,9 +192,9 @@ describe('sync', () => {
     for (const run of runs) expectDone(run);
     expect(runs.map((run) => lines(run.stdout))).toEqual([
       [`(dryrun) upload: dry/new.txt → ${url('dry/new.txt')}`, `(dryrun) delete: ${url('dry/extra.txt')}`],
-      [`(dryrun) download: ${url('dry/extra.txt')} → ${join(work, 'dry-dst', 'extra.txt')}`, '(dryrun) delete: dry-dst/local-only.txt'],
-      [`(dryrun) download: ${url('dry/extra.txt')} → ${join(work, 'dry-new', 'extra.txt')}`],
-      [`(dryrun) download: ${url('dry/extra.txt')} → ${join(work, 'dry-new', 'extra.txt')}`],
+      [`(dryrun) download: ${url('dry/extra.txt')} → ${join('dry-dst', 'extra.txt')}`, '(dryrun) delete: dry-dst/local-only.txt'],
+      [`(dryrun) download: ${url('dry/extra.txt')} → ${join('dry-new', 'extra.txt')}`],
+      [`(dryrun) download: ${url('dry/extra.txt')} → ${join('dry-new', 'extra.txt')}`],
       [`(dryrun) delete: ${url('dry/extra.txt')}`],
     ]);
     // The summary says what would have been done, not "0 files".
@@ -492,6 +492,24 @@ describe('a failure on one file', () => {
     expect(summaryOf(result)).toMatch(/^30 files, .*; 1 failed$/);
     expect(await keysUnder('fail-up/')).toEqual(sortedPaths(smallFiles(30)));
     expect(await openMultipartUploads(client, bucket)).toEqual([]);
+  });
+
+  it("a failed file's line names it once: the reason after it does not repeat the URL", async () => {
+    await writeTree(join(work, 'fail-once'), { 'a.txt': 'a', 'b.txt': 'b' });
+    proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [
+        {
+          match: (r) => isPutObject(r) && r.path.endsWith('/a.txt'),
+          fault: { type: 'status', status: 400, code: 'InvalidArgument', message: 'bad value' },
+        },
+      ],
+    });
+    const result = await s3xfer(['cp', '--recursive', 'fail-once', url('fail-once/')], { env: cliEnv({ AWS_ENDPOINT_URL: proxy.url }) });
+    expectExitCode(result, 1);
+    expect(lines(result.stderr).filter((line) => line.includes('error'))).toEqual([
+      `s3xfer: error: upload fail-once/a.txt → ${url('fail-once/a.txt')}: the server answered (InvalidArgument, HTTP 400): bad value`,
+    ]);
   });
 
   it('a download refused leaves no temp file, and the other files still arrive (exit 1)', async () => {

@@ -66,7 +66,9 @@ describe('localPathForKey', () => {
 
   it('maps a relative key to a path under the root', () => {
     expect(localPathForKey(root, 'a/b c/d+e%41#?.txt')).toEqual({ ok: true, path: '/data/down/a/b c/d+e%41#?.txt' });
-    expect(localPathForKey('rel', 'x')).toEqual({ ok: true, path: join(resolve('rel'), 'x') });
+    // A relative root stays relative: the path is printed as the user gave it (as aws s3 cp prints it).
+    expect(localPathForKey('rel', 'x')).toEqual({ ok: true, path: join('rel', 'x') });
+    expect(localPathForKey('.', 'x/y')).toEqual({ ok: true, path: 'x/y' });
     expect(localPathForKey(root, '..a/b..')).toEqual({ ok: true, path: '/data/down/..a/b..' });
     expect(localPathForKey(root, 'C:x')).toEqual({ ok: true, path: '/data/down/C:x' }); // only special on Windows
   });

@@ -65,8 +65,16 @@ export function treeEvents(reporter: Reporter, dryRun: boolean): TreeEvents {
       }),
     // The reporter has the failed transfer's record already (its onFailed): this is the text line.
     onTransferFailed: (source, destination, error) =>
-      reporter.failure(`${source.startsWith('s3://') ? 'download' : 'upload'} ${source} → ${destination}: ${error.message}`),
+      reporter.failure(
+        `${source.startsWith('s3://') ? 'download' : 'upload'} ${source} → ${destination}: ${reasonOf(error, source, destination)}`,
+      ),
   };
+}
+
+/** An error's message without the name the line already gives (`s3://b/k: the server answered …`). */
+function reasonOf(error: S3xferError, ...names: string[]): string {
+  for (const name of names) if (error.message.startsWith(`${name}: `)) return error.message.slice(name.length + 2);
+  return error.message;
 }
 
 /**
