@@ -242,6 +242,7 @@ export class TransferManager {
         if (typeof bucket !== 'string' || bucket === '') {
           throw new UsageError(`no bucket given for ${info.direction === 'upload' ? info.source : info.destination}`, 'MissingBucket');
         }
+        if (typeof key !== 'string') throw new UsageError(`no key given for ${info.source} → s3://${bucket}/`, 'MissingKey');
         const result = await body(t);
         this.summary.succeeded++;
         this.summary.bytes += result.bytes;

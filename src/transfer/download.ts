@@ -58,7 +58,7 @@ export async function runDownload(
   if (t.key === '' || t.key.endsWith('/')) {
     throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
   }
-  if (filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
+  if (typeof filename !== 'string' || filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
   const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
   // A directory job names the file itself, in a directory it made: no checks to repeat.
   const target = exactPath ? filename : await resolveDownloadPath(filename, t.key, makeParents);

@@ -88,7 +88,7 @@ export interface UploadedPart {
  * failed or cancelled multipart upload is aborted on the server by the clean-up it registers.
  */
 export async function runUpload(t: TransferContext, filename: string, extraArgs: UploadExtraArgs): Promise<TransferResult> {
-  if (filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
+  if (typeof filename !== 'string' || filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
   if (t.key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${t.bucket}/`, 'MissingKey');
   const source = await openSourceFile(filename);
   try {

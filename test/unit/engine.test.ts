@@ -282,6 +282,13 @@ describe('TransferManager', () => {
     expect(s3.calls()).toHaveLength(0);
     await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toMatchObject({ code: 'MissingBucket' });
     await expect(manager.download('', 'k', join(tmpdir(), 'never.bin'))).rejects.toBeInstanceOf(UsageError);
+    // What JavaScript callers (no types) may pass: a UsageError that names what is missing, never a TypeError.
+    const nothing = undefined as unknown as string;
+    await expect(manager.upload(nothing, 'b', 'k')).rejects.toMatchObject({ name: 'UsageError', code: 'MissingFile' });
+    await expect(manager.upload(small[0]!, 'b', nothing)).rejects.toMatchObject({ name: 'UsageError', code: 'MissingKey' });
+    await expect(manager.download('b', nothing, 'f')).rejects.toMatchObject({ name: 'UsageError', code: 'MissingKey' });
+    await expect(manager.download('b', 'k', nothing)).rejects.toMatchObject({ name: 'UsageError', code: 'MissingFile' });
+    expect(s3.calls()).toHaveLength(0);
   });
 
   it('shares one pool: a big file and many small ones never exceed `concurrency` requests in flight', async () => {
