@@ -202,6 +202,8 @@ export class TransferContext {
         : reason instanceof SiblingFailed
           ? 'cancelled: another transfer failed'
           : undefined;
-    return { ...context, ...(cause === undefined ? {} : { cause }), ...(message ? { message } : {}) };
+    // A cancellation's cause is the signal's reason (what the caller passed to abort()), else what surfaced.
+    const why = reason ?? cause;
+    return { ...context, ...(why === undefined ? {} : { cause: why }), ...(message ? { message } : {}) };
   }
 }

@@ -165,10 +165,11 @@ describe('uploadFile at or above the multipart threshold', () => {
   it('stops in-flight parts on abort, aborts the upload on the server, and rejects with TransferAbortedError', async () => {
     mockMultipartSuccess();
     const controller = new AbortController();
+    const reason = new Error('the user pressed cancel');
     s3.on(UploadPartCommand).callsFake(() => {
       // A part that never finishes on its own: only the signal s3xfer hands to send() can end it.
       const abortSignal = abortSignalOf(s3.send.lastCall);
-      setTimeout(() => controller.abort(), 20); // the user presses Ctrl-C while parts are in flight
+      setTimeout(() => controller.abort(reason), 20); // the user presses Ctrl-C while parts are in flight
       return new Promise((_resolve, reject) => {
         const aborted = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
         if (abortSignal?.aborted) aborted(); // as the SDK does for a signal aborted before the request
@@ -179,6 +180,8 @@ describe('uploadFile at or above the multipart threshold', () => {
 
     const failure = await uploadFile(client, large, 'bkt', 'big.bin', { abortSignal: controller.signal }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(TransferAbortedError);
+    // Its cause is what the caller gave abort(), not an error of s3xfer's own.
+    expect((failure as Error).cause).toBe(reason);
     expect(s3.commandCalls(AbortMultipartUploadCommand).map((c) => c.args[0].input.UploadId)).toContain('up-1');
     expect(s3.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
   });
