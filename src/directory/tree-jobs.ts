@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { SiblingFailed } from '../engine/stop-reasons.js';
 import type { TransferManager } from '../engine/transfer-manager.js';
-import { LocalFileError, type S3xferError, UsageError } from '../errors.js';
+import { LocalFileError, type S3xferError, TransferAbortedError, UsageError } from '../errors.js';
 import { directoryPrefix, formatS3Url, type LocalLocation, type Location, type S3Location } from '../location.js';
 import { makeDirectories, statSyncOrUndefined } from '../sinks/download-file.js';
 import { unreadableReason } from '../sources/file-source.js';
@@ -42,7 +42,11 @@ export interface TreeEvents {
   onPlanned?(change: PlannedChange): void;
   /** A delete failed; the job goes on. */
   onDeleteFailed?(target: string, error: S3xferError): void;
-  /** A transfer failed; the job goes on (unless the manager's failure policy is `stop`). */
+  /**
+   * A transfer failed; the job goes on (unless the manager's failure policy is `stop`). Transfers
+   * the manager cancelled (an abort, `stop`, an unreachable endpoint) are not reported one by one:
+   * they are in the summary's `failed`, as `TransferAbortedError`.
+   */
   onTransferFailed?(source: string, destination: string, error: S3xferError): void;
 }
 
@@ -106,6 +110,7 @@ export interface DryRunCounts {
  * the manager's pool; a failed transfer never stops the others (unless the manager's failure policy
  * is `stop`). Keys that would land outside the directory are skipped, never written.
  * @throws {UsageError} for operands that are not one local directory and one S3 prefix.
+ * @throws {TransferAbortedError} when the manager is aborted (every transfer cleaned up first).
  */
 export async function copyTree(
   manager: TransferManager,
@@ -144,6 +149,7 @@ export async function copyTree(
  * default; see `compareListings`), and with `deleteExtra` deletes what the source lacks. The two
  * listings are compared as one streaming sorted merge: no listing is held in memory.
  * @throws {UsageError} for operands that are not one local directory and one S3 prefix.
+ * @throws {TransferAbortedError} when the manager is aborted (every transfer cleaned up first).
  */
 export async function syncTree(
   manager: TransferManager,
@@ -459,7 +465,8 @@ class TreeJob {
   /**
    * Runs the job's steps, then waits for every transfer and returns the summary. When a step
    * throws, the transfers already started are settled (cleaned up) first; a job stopped by a failed
-   * transfer (failure policy `stop`) rejects with that failure rather than the cancellation.
+   * transfer (failure policy `stop`) rejects with that failure rather than the cancellation; a job
+   * whose manager the caller aborted rejects with TransferAbortedError, however far it had got.
    */
   async run(steps: () => Promise<void>): Promise<TreeSummary> {
     try {
@@ -470,6 +477,9 @@ class TreeJob {
       throw isAbortError(error) && this.manager.signal.reason instanceof SiblingFailed && stoppedBy ? stoppedBy.error : error;
     }
     await this.settle();
+    // Cancelled by the caller: the job rejects, whether or not its listing had ended by then.
+    const { signal } = this.manager;
+    if (signal.aborted && !(signal.reason instanceof SiblingFailed)) throw new TransferAbortedError({ cause: signal.reason });
     this.summary.seconds = (performance.now() - this.started) / 1000;
     return this.summary;
   }

@@ -29,6 +29,7 @@ import {
   type SkippedItem,
   type SyncTreeOptions,
   syncTree,
+  TransferAbortedError,
   TransferManager,
   type TransferManagerOptions,
   type TreeOptions,
@@ -173,6 +174,35 @@ describe('copyTree (cp --recursive)', () => {
 });
 
 // --- sync ---
+
+describe('a directory job whose manager the caller aborts', () => {
+  it.each(['while listing', 'after the listing ended'] as const)(
+    'rejects with TransferAbortedError (%s), its cause the reason given, nothing left behind',
+    async (when) => {
+      // 30 files are fewer than the manager queues at once (the listing ends at the start); 400 are more.
+      const files = smallFiles(when === 'while listing' ? 400 : 30);
+      const root = join(work, `aborted-${when.replaceAll(' ', '-')}`);
+      await writeTree(root, files);
+      const reason = new Error('the user pressed cancel');
+      let manager: TransferManager;
+      const abortAt = 3;
+      let done = 0;
+      manager = newManager({ subscribers: [{ onDone: () => ++done === abortAt && manager.abort(reason) }] });
+      const up = await rejection(copyTree(manager, local(root), s3(`aborted/${when}/`)));
+      expect(up).toBeInstanceOf(TransferAbortedError);
+      expect(up.cause).toBe(reason);
+      expect(await openMultipartUploads(client, bucket)).toEqual([]);
+
+      await copy(local(root), s3(`aborted/${when}-src/`));
+      done = 0;
+      manager = newManager({ subscribers: [{ onDone: () => ++done === abortAt && manager.abort(reason) }] });
+      const target = join(work, `aborted-down-${when.replaceAll(' ', '-')}`);
+      const down = await rejection(copyTree(manager, s3(`aborted/${when}-src/`), local(target)));
+      expect(down).toBeInstanceOf(TransferAbortedError);
+      expect((await namesUnder(target)).filter((name) => name.includes('.s3xfer-part'))).toEqual([]);
+    },
+  );
+});
 
 describe('syncTree (sync)', () => {
   it('copies everything the first time and nothing the second, in both directions; a sync back after a download sends nothing', async () => {
