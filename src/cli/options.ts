@@ -275,20 +275,37 @@ function headerValue(flag: string, value: string | undefined): string | undefine
   return value;
 }
 
-/** `key=value,key2=value2` → `{ key: 'value', key2: 'value2' }`. */
+/** `key=value,key2=value2` or the aws CLI's JSON `{"key":"value"}` → `{ key: 'value', … }`. @throws {UsageError} */
 export function parseMetadata(text: string): Record<string, string> {
-  const entries = text
-    .split(',')
-    .filter((pair) => pair.trim() !== '')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      if (eq <= 0 || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
-        throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…] with token keys`, 'InvalidMetadata');
-      }
-      return [name, headerValue(`--metadata ${name}`, pair.slice(eq + 1))!] as const;
-    });
-  if (entries.length === 0) throw new UsageError(`invalid --metadata "${text}": expected key=value[,key=value…]`, 'InvalidMetadata');
+  const invalid = (why: string) => new UsageError(`invalid --metadata "${text}": ${why}`, 'InvalidMetadata');
+  let pairs: Array<[string, unknown]>;
+  if (text.trim().startsWith('{')) {
+    // The aws CLI's JSON form: {"key":"value",…}.
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw invalid('not valid JSON');
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('expected a JSON object of strings');
+    pairs = Object.entries(parsed);
+  } else {
+    pairs = text
+      .split(',')
+      .filter((pair) => pair.trim() !== '')
+      .map((pair) => {
+        const eq = pair.indexOf('=');
+        return eq <= 0 ? ['', pair] : [pair.slice(0, eq).trim(), pair.slice(eq + 1)];
+      });
+  }
+  const entries = pairs.map(([name, value]) => {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) {
+      throw invalid('expected key=value[,key=value…] or {"key":"value"} with token keys');
+    }
+    if (typeof value !== 'string') throw invalid(`the value of "${name}" is not a string`);
+    return [name, headerValue(`--metadata ${name}`, value)!] as const;
+  });
+  if (entries.length === 0) throw invalid('expected key=value[,key=value…] or {"key":"value"}');
   return Object.fromEntries(entries);
 }
 
