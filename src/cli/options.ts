@@ -40,7 +40,7 @@ const UPLOAD_OPTIONS = {
   'cache-control': { type: 'string', describe: 'Cache-Control header' },
   'content-disposition': { type: 'string', describe: 'Content-Disposition header' },
   'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
-  metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2' },
+  metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2 or {"key":"value"}' },
   'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
   sse: {
     type: 'string',
