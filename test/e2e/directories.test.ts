@@ -653,16 +653,28 @@ describe('bad input: one clear line, the right exit code, nothing changed', () =
     expect(await exists(join(work, 'from-missing-2'))).toBe(false);
   });
 
-  it('conflicting flags (2): --size-only with --exact-timestamps; --include or --dryrun without --recursive on cp', async () => {
+  it('conflicting flags (2): --size-only with --exact-timestamps; --include without --recursive on cp', async () => {
     await writeTree(join(work, 'flags'), { 'a.txt': 'a' });
-    const [modes, include, dryrun] = await Promise.all([
+    const [modes, include] = await Promise.all([
       s3xfer(['sync', '--size-only', '--exact-timestamps', 'flags', url('flags/')]),
       s3xfer(['cp', '--include', '*.txt', 'flags/a.txt', url('flags/a.txt')]),
-      s3xfer(['cp', 'flags/a.txt', url('flags/a.txt'), '--dryrun']),
     ]);
     expectFailure(modes, 2, '--size-only and --exact-timestamps cannot be used together');
     expectFailure(include, 2, '--include', '--recursive');
-    expectFailure(dryrun, 2, '--dryrun', '--recursive');
     expect(await keysUnder('flags/')).toEqual([]);
+  });
+
+  it('--dryrun on a one-file cp, as aws s3 cp: the line the copy would print, nothing sent or written; a missing source still exits 2', async () => {
+    await writeTree(join(work, 'dry-one'), { 'a.txt': 'a' });
+    await putObjects({ 'dry-one/b.txt': 'b' });
+    const up = await s3xfer(['cp', 'dry-one/a.txt', url('dry-one/'), '--dryrun']);
+    expectExitCode(up, 0);
+    expect(lines(up.stdout)).toEqual([`(dryrun) upload: dry-one/a.txt → ${url('dry-one/a.txt')}`]);
+    const down = await s3xfer(['cp', url('dry-one/b.txt'), 'dry-one/new-dir/', '--dryrun']);
+    expectExitCode(down, 0);
+    expect(lines(down.stdout)).toEqual([`(dryrun) download: ${url('dry-one/b.txt')} → dry-one/new-dir/b.txt`]);
+    expectFailure(await s3xfer(['cp', 'dry-one/missing.txt', url('dry-one/'), '--dryrun']), 2, 'missing.txt');
+    expect(await keysUnder('dry-one/')).toEqual(['b.txt']);
+    expect(await namesUnder(join(work, 'dry-one'))).toEqual(['a.txt']);
   });
 });

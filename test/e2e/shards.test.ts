@@ -84,7 +84,7 @@ describe('--shard K/N', () => {
     expectFailure(
       await s3xfer(['cp', join(work, 'tree', 'd0', 'f00.bin'), `s3://${bucket}/x`, '--shard', '1/2']),
       2,
-      /--shard go with --recursive/,
+      /--include, --exclude and --shard go with --recursive/,
     );
     expect(await keysUnder(client, bucket, 'x')).toEqual([]);
   });

@@ -1,5 +1,8 @@
+import type { PlannedChange } from '../../directory/tree-jobs.js';
 import { UsageError } from '../../errors.js';
-import { type Location, parseLocation, uploadKey } from '../../location.js';
+import { formatS3Url, type Location, parseLocation, uploadKey } from '../../location.js';
+import { resolveDownloadPath } from '../../sinks/download-file.js';
+import { openSourceFile } from '../../sources/file-source.js';
 import type { CliCommand, CommandContext } from '../command.js';
 import {
   givenUploadFlags,
@@ -10,7 +13,7 @@ import {
   withUploadOptions,
 } from '../options.js';
 import { copyStream, isStreamOperand, type StreamCopyArgs } from './pipes.js';
-import { FILTER_OPTIONS, finishTree, treeOptionsFrom } from './tree.js';
+import { FILTER_OPTIONS, finishTree, treeEvents, treeOptionsFrom } from './tree.js';
 
 /** Which way a command may move bytes: `cp` decides from its operands. */
 type Expected = 'upload' | 'download' | 'either';
@@ -52,8 +55,8 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
   if (args.expectedSize !== undefined)
     throw new UsageError('--expected-size goes with uploads from stdin (cp - s3://bucket/key)', 'BadUsage');
   if (args.recursive) return copyRecursive(args, context);
-  if (args.include || args.exclude || args.dryrun || args.shard) {
-    throw new UsageError('--include, --exclude, --dryrun and --shard go with --recursive (or sync)', 'BadUsage');
+  if (args.include || args.exclude || args.shard) {
+    throw new UsageError('--include, --exclude and --shard go with --recursive (or sync)', 'BadUsage');
   }
   if ([source, destination].some((operand) => operand === '')) throw new UsageError('no file name given', 'MissingFile');
   const from = parseLocation(source);
@@ -72,6 +75,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
     throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
   }
   const extraArgs = uploadExtraArgsFrom(args);
+  if (args.dryrun) return planTransfer(from, to, context);
   const manager = await context.manager();
   if (from.kind === 'local' && to.kind === 's3') {
     await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs });
@@ -79,6 +83,27 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
     // As `aws s3 cp`: missing directories of the destination are made.
     await manager.download(from.bucket, from.key, to.path, { makeDirectories: true });
   }
+  return undefined;
+}
+
+/**
+ * `cp FILE s3://… --dryrun` (and back), as `aws s3 cp --dryrun`: the line the copy would print,
+ * nothing sent or written. An upload's source is opened as the copy would open it (a missing or
+ * unreadable file fails the same way); a download's destination is resolved, not made.
+ */
+async function planTransfer(from: Location, to: Location, context: CommandContext): Promise<undefined> {
+  let change: PlannedChange;
+  if (from.kind === 'local' && to.kind === 's3') {
+    const source = await openSourceFile(from.path);
+    await source.handle.close();
+    change = { action: 'upload', source: from.path, destination: formatS3Url(to.bucket, uploadKey(to, from.path)) };
+  } else if (from.kind === 's3' && to.kind === 'local') {
+    const destination = await resolveDownloadPath(to.path, from.key, true);
+    change = { action: 'download', source: formatS3Url(from.bucket, from.key), destination };
+  } else {
+    return undefined;
+  }
+  treeEvents(context.reporter, true).onPlanned?.(change);
   return undefined;
 }
 
