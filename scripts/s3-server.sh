@@ -450,12 +450,13 @@ running_healthy() {
 has_room() {
     local health
     health=$(ceph_cli health 2>/dev/null) || return 0   # no answer: the gateway check decides
-    if grep -qi 'nearfull' <<<"$health" && ! grep -qiE '(^|[^a-z])full osd' <<<"$health"; then
+    # "backfillfull" (past 90%) counts as full: it came with uploads and gc hanging here.
+    if grep -qi 'nearfull' <<<"$health" && ! grep -qiE '(^|[^a-z])(backfill)?full osd' <<<"$health"; then
         log "the OSD is nearly full; reclaiming the space of deleted objects"
         timeout 900 radosgw-admin -c "$CONF" gc process --include-all >&2 || true
         return 0
     fi
-    if grep -qiE '(^|[^a-z])full osd' <<<"$health"; then
+    if grep -qiE '(^|[^a-z])(backfill)?full osd' <<<"$health"; then
         log "the OSD is full (deleted objects not reclaimed yet); starting a fresh cluster"
         return 1
     fi

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { recursionDetectionMiddleware, userAgentMiddleware } from '@aws-sdk/core/client';
 import { s3ExpiresMiddleware, throw200ExceptionsMiddleware } from '@aws-sdk/middleware-sdk-s3';
@@ -54,7 +55,17 @@ export interface SendOptions {
    * refuses a body that does not match it. Without it, the signer hashes the body itself.
    */
   payloadSha256?: string;
+  /**
+   * Called with the bytes of the body as a direct attempt hands them to the connection (in
+   * slices of {@link BODY_SLICE_BYTES}), and with their negative when that attempt fails and the
+   * body goes again: a part's progress as it is sent, not only once it is answered. A retry through
+   * the SDK reports nothing: the caller counts the rest once the request is answered.
+   */
+  onBodyProgress?: (bytes: number) => void;
 }
+
+/** The slices in which a direct attempt's body is written when its progress is watched. */
+export const BODY_SLICE_BYTES = 2 * 1024 * 1024;
 
 /** A command of the SDK, as far as sending it goes. */
 interface SdkCommand {
@@ -176,8 +187,20 @@ const operations = new WeakMap<object, unknown>();
 export async function sendS3<Output>(client: S3Client, command: object, options: SendOptions = {}): Promise<Output> {
   const sdkCommand = command as SdkCommand;
   const route = await directRoute(client, sdkCommand);
-  const first = route ? await attempt(client, sdkCommand, route, options) : undefined;
+  let sent = 0;
+  const report = options.onBodyProgress;
+  const attemptOptions = report
+    ? {
+        ...options,
+        onBodyProgress: (bytes: number) => {
+          sent += bytes;
+          report(bytes);
+        },
+      }
+    : options;
+  const first = route ? await attempt(client, sdkCommand, route, attemptOptions) : undefined;
   if (first && 'output' in first) return first.output as Output;
+  if (sent !== 0) report?.(-sent); // the body goes again (or not at all): its bytes count again
   if (options.payloadSha256) signPayloadAs(sdkCommand, options.payloadSha256);
   const send = () =>
     client.send(command as never, options.abortSignal ? { abortSignal: options.abortSignal } : undefined) as Promise<Output>;
@@ -275,6 +298,9 @@ async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute
   const schema = operationOf(command);
   const signed = await signedRequest(config, schema, command, route, options);
   if (!signed) return {}; // a body of unknown length: the SDK's own first attempt
+  if (options.onBodyProgress && signed.body instanceof Uint8Array && signed.body.length > BODY_SLICE_BYTES) {
+    signed.body = slicedBody(signed.body, options.onBodyProgress);
+  }
   let response: HttpResponse;
   try {
     ({ response } = await config.requestHandler.handle(signed, options.abortSignal ? { abortSignal: options.abortSignal } : {}));
@@ -302,6 +328,24 @@ async function attempt(client: S3Client, command: SdkCommand, route: BucketRoute
   }
   noteAttempt(client);
   return { output };
+}
+
+/**
+ * `body` as a stream of slices (views, not copies) that the request handler pipes to the
+ * connection, each reported as it is handed over: the connection's pace sets the reports'.
+ */
+function slicedBody(body: Uint8Array, onBytes: (bytes: number) => void): Readable {
+  let offset = 0;
+  return new Readable({
+    highWaterMark: 1, // one slice ahead of the connection
+    read() {
+      if (offset >= body.length) return void this.push(null);
+      const slice = body.subarray(offset, Math.min(offset + BODY_SLICE_BYTES, body.length));
+      offset += slice.length;
+      onBytes(slice.length);
+      this.push(slice);
+    },
+  });
 }
 
 /** The request the SDK would send for `command`, signed; undefined when it is not a plain one after all. */

@@ -123,15 +123,37 @@ async function putWhole(t: TransferContext, source: SourceFile, params: PutObjec
       // makes the server verify it, as for the parts of a multipart upload.
       const command = new PutObjectCommand({ ...params, Body: body, ContentLength: source.size });
       const payloadSha256 = createHash('sha256').update(body).digest('hex');
-      const output = await sendS3<PutObjectCommandOutput>(t.client, command, { abortSignal: signal, payloadSha256 });
+      const progress = bodyProgress(t);
+      const output = await sendS3<PutObjectCommandOutput>(t.client, command, { abortSignal: signal, payloadSha256, ...progress.options });
       sent = true;
+      progress.answered(source.size);
       return output;
     } finally {
       t.budget.give(buffer, sent);
     }
   });
-  t.events.progress(source.size);
   return t.result({ bytes: source.size, parts: 1, multipart: false, etag: response.ETag, versionId: response.VersionId });
+}
+
+/**
+ * A body's progress as it is sent (reported by the request as the connection takes it, taken back
+ * if it fails), and the rest once the request is answered: a progress bar moves while the first
+ * parts are on their way, not only as each is answered.
+ */
+function bodyProgress(t: TransferContext): { options: { onBodyProgress: (bytes: number) => void }; answered: (length: number) => void } {
+  let reported = 0;
+  return {
+    options: {
+      onBodyProgress: (bytes) => {
+        reported += bytes;
+        t.events.progress(bytes);
+      },
+    },
+    answered: (length) => {
+      if (length !== reported) t.events.progress(length - reported);
+      reported = length;
+    },
+  };
 }
 
 /**
@@ -172,9 +194,14 @@ async function putInParts(t: TransferContext, source: SourceFile, params: PutObj
         ContentLength: length,
         ...(checksumAlgorithm ? { ChecksumAlgorithm: checksumAlgorithm } : {}),
       });
-      const output = await sendS3<UploadPartCommandOutput>(t.client, command, { abortSignal: signal, payloadSha256: sha256 });
+      const progress = bodyProgress(t);
+      const output = await sendS3<UploadPartCommandOutput>(t.client, command, {
+        abortSignal: signal,
+        payloadSha256: sha256,
+        ...progress.options,
+      });
       sent = true;
-      t.events.progress(length);
+      progress.answered(length);
       return { partNumber: index + 1, start, end, etag: output.ETag ?? '', sha256, ...partChecksums(output) };
     } finally {
       // A part that failed mid-body may still be in a socket's write queue: never reuse its buffer.
