@@ -40,6 +40,7 @@ const UPLOAD_OPTIONS = {
   'cache-control': { type: 'string', describe: 'Cache-Control header' },
   'content-disposition': { type: 'string', describe: 'Content-Disposition header' },
   'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
+  'content-language': { type: 'string', describe: 'Content-Language header' },
   metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2 or {"key":"value"}' },
   'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
   sse: {
@@ -191,6 +192,7 @@ export interface UploadArgs {
   cacheControl?: string;
   contentDisposition?: string;
   contentEncoding?: string;
+  contentLanguage?: string;
   metadata?: string;
   storageClass?: string;
   sse?: string;
@@ -251,6 +253,7 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
     CacheControl: headerValue('--cache-control', args.cacheControl),
     ContentDisposition: headerValue('--content-disposition', args.contentDisposition),
     ContentEncoding: headerValue('--content-encoding', args.contentEncoding),
+    ContentLanguage: headerValue('--content-language', args.contentLanguage),
     Metadata: args.metadata === undefined ? undefined : parseMetadata(args.metadata),
     StorageClass: args.storageClass as UploadExtraArgs['StorageClass'],
     ServerSideEncryption: args.sse as UploadExtraArgs['ServerSideEncryption'],

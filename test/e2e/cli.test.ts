@@ -202,7 +202,7 @@ describe('output modes', () => {
 });
 
 describe('object properties set by upload flags', () => {
-  it('--content-type, --cache-control, --content-disposition and --metadata a=1,b=2 are stored on the object', async () => {
+  it('--content-type, --cache-control, --content-disposition, --content-language and --metadata a=1,b=2 are stored on the object', async () => {
     const source = await randomFile(work, 'props.bin', 2048);
 
     const result = await s3xfer([
@@ -215,6 +215,8 @@ describe('object properties set by upload flags', () => {
       'max-age=60, public',
       '--content-disposition',
       'attachment; filename="props.bin"',
+      '--content-language',
+      'de-CH',
       '--metadata',
       'a=1,b=2',
     ]);
@@ -224,6 +226,7 @@ describe('object properties set by upload flags', () => {
     expect(stored.ContentType).toBe('application/x-s3xfer-test');
     expect(stored.CacheControl).toBe('max-age=60, public');
     expect(stored.ContentDisposition).toBe('attachment; filename="props.bin"');
+    expect(stored.ContentLanguage).toBe('de-CH');
     expect(stored.Metadata).toEqual({ a: '1', b: '2' });
   });
 
