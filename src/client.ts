@@ -81,8 +81,9 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   const maxAttempts = wholeNumber('maxAttempts', options.maxAttempts, DEFAULT_TRANSFER_CONFIG.maxAttempts, 1, 100);
-  const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 1);
-  const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 1);
+  // Node's timers take at most 2^31 − 1 ms (a longer one fires at once).
+  const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 1, 2 ** 31 - 1);
+  const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 1, 2 ** 31 - 1);
   const maxSockets = wholeNumber('maxSockets', options.maxSockets, 50, 1);
   const connections: ConnectionSettings = {
     handler: {

@@ -1,9 +1,12 @@
 /**
  * Failures of a connection that never opened: the endpoint cannot be reached at all (nothing was
  * sent). Broken connections (`ECONNRESET`, a body cut short) are not among them: the endpoint was
- * there, and another request may well get through.
+ * there, and another request may well get through; nor is a DNS lookup that timed out
+ * (`EAI_AGAIN`), which the next one may answer. An answer counts when its request settles, so a
+ * manager whose only requests in flight are long part bodies, while a new connection is refused
+ * on every attempt, stops: the watch is per manager, not per host.
  */
-const CANNOT_CONNECT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const CANNOT_CONNECT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
  * Watches a manager's requests for an endpoint that has gone away. Every request retries on its

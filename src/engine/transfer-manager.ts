@@ -254,7 +254,9 @@ export class TransferManager {
         t.events.failed(failure);
         if (!isAbortError(failure)) {
           // An endpoint that cannot be reached fails every transfer alike: stop, whatever the policy.
-          if (t.endpointUnreachable && failure instanceof NetworkError) this.abort(new EndpointUnreachable(failure.message));
+          // (A multipart upload whose abort could not connect either fails as AbortFailed around it.)
+          const unreachable = failure instanceof NetworkError || failure.cause instanceof NetworkError;
+          if (t.endpointUnreachable && unreachable) this.abort(new EndpointUnreachable(failure.message));
           else if (this.failurePolicy === 'stop') this.abort(new SiblingFailed(failure.message));
         }
         throw failure;

@@ -40,6 +40,11 @@ export async function resolveDownloadPath(filename: string, key: string, makePar
   if (!parent && !makeParents) {
     throw new LocalFileError(`${dirname(target)}: destination directory does not exist`, 'ENOENT', context);
   }
+  if (!parent) {
+    // Found now, not when the directories are made: a dry run says what the copy would.
+    const inTheWay = await fileInTheWay(dirname(target));
+    if (inTheWay) throw new LocalFileError(`${inTheWay}: not a directory (a file is in the way)`, 'ENOTDIR', context);
+  }
   if ((await statOrUndefined(target))?.isDirectory()) {
     throw new LocalFileError(`${target}: is a directory`, 'EISDIR', context);
   }
@@ -339,7 +344,10 @@ export async function makeDirectories(path: string): Promise<string[]> {
     } catch (error) {
       // Made meanwhile by another job is fine; a file or a dangling link in its place is not.
       const exists = (error as NodeJS.ErrnoException).code === 'EEXIST' && (await stat(directory).catch(() => undefined))?.isDirectory();
-      if (!exists) throw error;
+      if (!exists) {
+        await removeEmptyDirectories(made); // none of a half-made path is left
+        throw error;
+      }
     }
   }
   return made;

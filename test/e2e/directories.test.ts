@@ -674,6 +674,9 @@ describe('bad input: one clear line, the right exit code, nothing changed', () =
     expectExitCode(down, 0);
     expect(lines(down.stdout)).toEqual([`(dryrun) download: ${url('dry-one/b.txt')} → dry-one/new-dir/b.txt`]);
     expectFailure(await s3xfer(['cp', 'dry-one/missing.txt', url('dry-one/'), '--dryrun']), 2, 'missing.txt');
+    // A file in the way of the directories: the dry run fails as the copy would.
+    const inTheWay = await s3xfer(['cp', url('dry-one/b.txt'), 'dry-one/a.txt/deeper/b.txt', '--dryrun']);
+    expectFailure(inTheWay, 1, 'dry-one/a.txt: not a directory (a file is in the way)');
     expect(await keysUnder('dry-one/')).toEqual(['b.txt']);
     expect(await namesUnder(join(work, 'dry-one'))).toEqual(['a.txt']);
   });

@@ -117,6 +117,16 @@ describe('cp - s3://bucket/key (upload from stdin)', () => {
     expect(await objectSha256('stdin/piped.bin')).toBe(bigSha256);
   });
 
+  it('--dryrun (or a filter) with stdin or stdout: exit 2, nothing sent, the stream not read', async () => {
+    for (const flags of [['--dryrun'], ['--exclude', '*']]) {
+      const up = await bash(`echo data | "$NODE" "$CLI" cp - "$1" ${flags.join(' ')}`, url('stdin/dry.bin'));
+      expectFailure(up, 2, flags[0]!, 'stdin or stdout');
+      const down = await bash(`"$NODE" "$CLI" cp "$1" - ${flags.join(' ')}`, url('stdin/piped.bin'));
+      expectFailure(down, 2, flags[0]!, 'stdin or stdout');
+    }
+    await expect(objectSha256('stdin/dry.bin')).rejects.toMatchObject({ name: 'NoSuchKey' });
+  });
+
   it('sends a stream that fits in one part as one PutObject (a plain MD5 ETag)', async () => {
     const data = Buffer.from('a short stream\n'.repeat(70_000)); // ~1 MiB
     const result = await withStdin(['cp', '-', url('stdin/short.txt'), '--json', '--content-type', 'text/plain'], data);

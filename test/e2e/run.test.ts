@@ -250,6 +250,30 @@ describe('many lines, one process', () => {
     expect(await keysUnder(client, bucket, 'gone/')).toHaveLength(3);
   });
 
+  it('directory lines stopped by an endpoint that goes away: one "stopped" line for the batch, not one per line', async () => {
+    await writeTree(join(work, 'gone-tree'), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, `file ${i}`])));
+    proxy = await startFaultProxy({
+      upstream: s3Server().endpoint,
+      rules: [{ match: isPutObject, fault: { type: 'stall', ms: 60_000 }, after: 3 }],
+    });
+    const commands = [1, 2, 3].map((i) => `cp --recursive gone-tree ${url(`gone-tree-${i}/`)}`);
+    await writeFile(join(work, 'gone-trees.txt'), `${commands.join('\n')}\n`);
+    const running = runCli(['run', 'gone-trees.txt', '--endpoint-url', proxy.url, '--concurrency', '2', '--max-attempts', '2'], {
+      env: cliEnv(),
+      cwd: work,
+    });
+    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
+    await proxy.close();
+    const result = await running;
+
+    expectExitCode(result, 1);
+    const stopped = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: stopped: '));
+    expect(stopped, describeResult(result)).toEqual([
+      expect.stringMatching(/^s3xfer: error: stopped: the S3 endpoint cannot be reached; \d+ other transfers cancelled$/),
+    ]);
+    expect(lines(result.stderr).at(-1)).toMatch(/^3 files, .*; 57 failed$/);
+  });
+
   it('runs the lines concurrently: eight uploads held 1.5 s each at a proxy finish in about 1.5 s, all in flight together', async () => {
     proxy = await startFaultProxy({ upstream: s3Server().endpoint, rules: [{ match: isPutObject, fault: { type: 'stall', ms: 1500 } }] });
     const commands = Array.from({ length: 8 }, (_, i) => `cp up-1.txt ${url(`concurrent/${i}.txt`)}`);

@@ -21,6 +21,7 @@ describe('createS3Client', () => {
       { connectionTimeoutMs: -5 },
       { socketTimeoutMs: Number.NaN },
       { socketTimeoutMs: Number.POSITIVE_INFINITY },
+      { connectionTimeoutMs: 2 ** 31 }, // Node's timers fire at once beyond 2^31 − 1 ms
     ];
     for (const options of bad) {
       expect(() => createS3Client(options), JSON.stringify(options)).toThrow(

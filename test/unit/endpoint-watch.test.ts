@@ -52,8 +52,10 @@ describe('EndpointWatch: when a failure to connect means the endpoint is gone', 
     expect(await failing).toBe(false);
   });
 
-  it('a broken connection (ECONNRESET) is never proof: the endpoint was there', async () => {
+  it('a broken connection (ECONNRESET) is never proof: the endpoint was there; nor a DNS lookup that timed out (EAI_AGAIN)', async () => {
     expect(await watched(new EndpointWatch(), () => Promise.reject(reset()))).toBe(false);
+    const dnsTimeout = Object.assign(new Error('getaddrinfo EAI_AGAIN s3.example.com'), { code: 'EAI_AGAIN', $metadata: { attempts: 5 } });
+    expect(await watched(new EndpointWatch(), () => Promise.reject(dnsTimeout))).toBe(false);
   });
 });
 

@@ -27,6 +27,16 @@ describe('makeDirectories (mkdir -p of download destinations)', () => {
     for (const path of paths) expect(await isDirectory(path)).toBe(true);
   });
 
+  it('returns what it made, outermost first; a path it cannot finish leaves none of it (ENAMETOOLONG)', async () => {
+    expect(await makeDirectories(join(work, 'made', 'x', 'y'))).toEqual([
+      join(work, 'made'),
+      join(work, 'made', 'x'),
+      join(work, 'made', 'x', 'y'),
+    ]);
+    await expect(makeDirectories(join(work, 'half', 'way', 'n'.repeat(300)))).rejects.toMatchObject({ code: 'ENAMETOOLONG' });
+    await expect(stat(join(work, 'half'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('a file in the way: ENOTDIR; the path itself a file: EEXIST', async () => {
     const file = join(work, 'a-file');
     await writeFile(file, 'x');

@@ -12,6 +12,10 @@ export interface StreamCopyArgs extends UploadArgs, GlobalArgs {
   destination?: string;
   recursive?: boolean;
   expectedSize?: string;
+  dryrun?: boolean;
+  include?: unknown;
+  exclude?: unknown;
+  shard?: string;
 }
 
 /**
@@ -35,6 +39,11 @@ export async function copyStream(
   context: CommandContext,
 ): Promise<number | undefined> {
   if (args.recursive) throw new UsageError('--recursive copies directories and prefixes, not stdin or stdout ("-")', 'BadUsage');
+  // A stream cannot be planned without being read: never run a "dry run" that sends.
+  if (args.dryrun) throw new UsageError('--dryrun does not go with stdin or stdout ("-"): a stream is sent as it is read', 'BadUsage');
+  if (args.include || args.exclude || args.shard) {
+    throw new UsageError('--include, --exclude and --shard go with --recursive (or sync), not stdin or stdout ("-")', 'BadUsage');
+  }
   if (direction === 'upload') {
     const to = streamEnd(args.destination ?? '', 'stdin ("-") uploads to an s3://bucket/key destination');
     if (to.key === '' || to.key.endsWith('/')) {

@@ -116,7 +116,8 @@ export async function finishTree(context: CommandContext, job: Promise<TreeSumma
   }
   if ('error' in outcome) throw outcome.error;
   const { summary } = outcome;
-  reportEndpointStop(context.reporter, await context.manager(), summary.failed);
+  // A line of `run` shares the manager: the batch says it once, at its end.
+  if (!context.batch) reportEndpointStop(context.reporter, await context.manager(), summary.failed);
   context.reporter.summary({ ...summary, failed: summary.failed.length });
   if (summary.failed.length > 0 || summary.deleteFailed > 0) return EXIT.failed;
   return summary.skipped > 0 ? EXIT.usage : EXIT.ok;
