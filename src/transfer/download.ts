@@ -22,16 +22,11 @@ import {
   resolveDownloadPath,
 } from '../sinks/download-file.js';
 import { statusOf } from './error-mapping.js';
+import { checkExtraArgs, DOWNLOAD_EXTRA_ARGS, type DownloadExtraArgs } from './extra-args.js';
 import { type Body, getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 import { PART_SIZE_METADATA } from './upload.js';
 
-/** Request settings a download may need (boto3's `ExtraArgs` for `download_file`). */
-export type DownloadExtraArgs = Partial<
-  Pick<
-    GetObjectCommandInput,
-    'VersionId' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5' | 'RequestPayer' | 'ExpectedBucketOwner'
-  >
->;
+export type { DownloadExtraArgs } from './extra-args.js';
 
 /** What a listing already says about an object: enough to skip a download's HeadObject. */
 export interface KnownObject {
@@ -59,6 +54,7 @@ export async function runDownload(
     throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
   }
   if (typeof filename !== 'string' || filename === '') throw new UsageError(`no destination file name given for ${source}`, 'MissingFile');
+  checkExtraArgs(extraArgs, DOWNLOAD_EXTRA_ARGS, 'download');
   const request: GetObjectCommandInput = { ...extraArgs, Bucket: t.bucket, Key: t.key };
   // A directory job names the file itself, in a directory it made: no checks to repeat.
   const target = exactPath ? filename : await resolveDownloadPath(filename, t.key, makeParents);

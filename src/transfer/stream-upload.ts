@@ -17,6 +17,7 @@ import { describeValue, IntegrityError, LocalFileError, UsageError } from '../er
 import type { TransferResult } from '../events.js';
 import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
+import { checkExtraArgs, UPLOAD_EXTRA_ARGS } from './extra-args.js';
 import { createMultipartUpload, PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
 
 /** Options of {@link TransferManager.uploadStream}. */
@@ -111,6 +112,7 @@ export async function runStreamUpload(t: TransferContext, body: Readable, option
     body.destroy();
   });
   if (t.key === '') throw new UsageError(`no key given for the upload of ${t.info.source} to s3://${t.bucket}/`, 'MissingKey');
+  checkExtraArgs(options.extraArgs ?? {}, UPLOAD_EXTRA_ARGS, 'upload');
   const plan = planStreamUpload(t.config, options.expectedSize, options.maxParts);
   const maxParts = options.maxParts ?? S3_LIMITS.maxParts;
   // The size is unknown until the stream ends: progress displays show "?".

@@ -24,43 +24,9 @@ import type { TransferResult } from '../events.js';
 import { assertSourceUnchanged, openSourceFile, probeReadable, readInto, type SourceFile } from '../sources/file-source.js';
 import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { statusOf } from './error-mapping.js';
-/**
- * Object settings an upload may set (boto3's `ExtraArgs` for `upload_file`). Content-Type is
- * guessed from the file name when not given.
- */
-export type UploadExtraArgs = Partial<
-  Pick<
-    PutObjectCommandInput,
-    | 'ACL'
-    | 'BucketKeyEnabled'
-    | 'CacheControl'
-    | 'ContentDisposition'
-    | 'ContentEncoding'
-    | 'ContentLanguage'
-    | 'ContentType'
-    | 'ExpectedBucketOwner'
-    | 'Expires'
-    | 'GrantFullControl'
-    | 'GrantRead'
-    | 'GrantReadACP'
-    | 'GrantWriteACP'
-    | 'Metadata'
-    | 'ObjectLockLegalHoldStatus'
-    | 'ObjectLockMode'
-    | 'ObjectLockRetainUntilDate'
-    | 'RequestPayer'
-    | 'SSECustomerAlgorithm'
-    | 'SSECustomerKey'
-    | 'SSECustomerKeyMD5'
-    | 'SSEKMSEncryptionContext'
-    | 'SSEKMSKeyId'
-    | 'ServerSideEncryption'
-    | 'StorageClass'
-    | 'Tagging'
-    | 'WebsiteRedirectLocation'
-    | 'ChecksumAlgorithm'
-  >
->;
+import { checkExtraArgs, UPLOAD_EXTRA_ARGS, type UploadExtraArgs } from './extra-args.js';
+
+export type { UploadExtraArgs } from './extra-args.js';
 
 /**
  * User metadata key under which s3xfer records an upload's part size, so that a later download
@@ -89,6 +55,7 @@ export interface UploadedPart {
  */
 export async function runUpload(t: TransferContext, filename: string, extraArgs: UploadExtraArgs): Promise<TransferResult> {
   if (typeof filename !== 'string' || filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
+  checkExtraArgs(extraArgs, UPLOAD_EXTRA_ARGS, 'upload');
   if (t.key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${t.bucket}/`, 'MissingKey');
   const source = await openSourceFile(filename);
   try {

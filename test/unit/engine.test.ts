@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -288,6 +288,19 @@ describe('TransferManager', () => {
     await expect(manager.upload(small[0]!, 'b', nothing)).rejects.toMatchObject({ name: 'UsageError', code: 'MissingKey' });
     await expect(manager.download('b', nothing, 'f')).rejects.toMatchObject({ name: 'UsageError', code: 'MissingKey' });
     await expect(manager.download('b', 'k', nothing)).rejects.toMatchObject({ name: 'UsageError', code: 'MissingFile' });
+    // Settings a transfer does not take are refused, as boto3 refuses them, not dropped.
+    const bogus = { ContentTyp: 'text/plain' } as never;
+    const invalid = {
+      name: 'UsageError',
+      code: 'InvalidExtraArgs',
+      message: expect.stringMatching(/^invalid extraArgs key "ContentTyp" for an upload: it must be one of ACL, /),
+    };
+    await expect(manager.upload(small[0]!, 'b', 'k', { extraArgs: bogus })).rejects.toMatchObject(invalid);
+    await expect(manager.uploadStream(Readable.from([Buffer.from('x')]), 'b', 'k', { extraArgs: bogus })).rejects.toMatchObject(invalid);
+    await expect(manager.download('b', 'k', 'f', { extraArgs: { Range: 'bytes=0-1' } as never })).rejects.toMatchObject({
+      code: 'InvalidExtraArgs',
+      message: expect.stringContaining('"Range" for a download'),
+    });
     expect(s3.calls()).toHaveLength(0);
   });
 
