@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, chmod, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, type S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, type TestContext } from 'vitest';
 import { type FaultProxy, isGetObject, isPutObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
 import { MiB, rm, tempDir } from '../helpers/files.js';
 import { cliEnv, openMultipartUploads, s3Server } from '../helpers/s3.js';
@@ -27,7 +27,15 @@ import {
   writeTree,
 } from '../helpers/trees.js';
 import { escapeRegExp, expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { type CliOptions, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
+import {
+  type CliOptions,
+  type CliResult,
+  closeCliWorkspace,
+  describeResult,
+  endpointGoneOnceHeld,
+  openCliWorkspace,
+  runCli,
+} from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -52,6 +60,8 @@ const url = (key: string) => `s3://${bucket}/${key}`;
 const keysUnder = (prefix: string) => keysIn(client, bucket, prefix);
 const putObjects = (objects: Record<string, string | Uint8Array>) => putIn(client, bucket, objects);
 const lines = (text: string) => text.split('\n').filter((line) => line !== '');
+/** User `nobody`, to run the CLI as someone who may not read or write root's files. */
+const NOBODY = 65534;
 
 /** Exit 0, nothing on stderr but the summary line. */
 function expectDone(result: CliResult): void {
@@ -460,6 +470,18 @@ describe('a failure on one file', () => {
     proxy = undefined;
   });
 
+  /**
+   * A fresh directory that user `nobody` may enter, removed after the test, for a CLI run as
+   * `nobody`: the test is skipped unless it runs as root (only root starts a process as another user).
+   */
+  async function nobodysDir(context: TestContext, name: string): Promise<string> {
+    context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
+    const dir = await tempDir(`s3xfer-e2e-nobody-${name}-`);
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
+    await chmod(dir, 0o755);
+    return dir;
+  }
+
   /** The CLI's environment, through a fault proxy that refuses (403 AccessDenied) the requests `match` picks. */
   async function refusing(match: (request: ProxiedRequest) => boolean) {
     proxy = await startFaultProxy({
@@ -539,9 +561,7 @@ describe('a failure on one file', () => {
     const running = s3xfer(['cp', '--recursive', url('gone/'), 'gone', '--concurrency', '4', '--max-attempts', '2'], {
       env: cliEnv({ AWS_ENDPOINT_URL: proxy.url }),
     });
-    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
-    await proxy.close();
-    const result = await running;
+    const result = await endpointGoneOnceHeld(proxy, running);
 
     expectExitCode(result, 1);
     const errors = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: '));
@@ -558,13 +578,9 @@ describe('a failure on one file', () => {
   });
 
   it('a destination subdirectory the user cannot enter (run as nobody): its files fail with "permission denied", the others arrive (exit 1)', async (context) => {
-    context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
-    const nobody = 65534;
     // A destination nobody can write, in a directory nobody can traverse; inside it one directory
     // of root's, mode 0700, which nobody can neither enter nor look into (stat fails with EACCES).
-    const dir = await tempDir('s3xfer-e2e-nobody-dirs-');
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    await chmod(dir, 0o755);
+    const dir = await nobodysDir(context, 'dirs');
     const destination = join(dir, 'into');
     await mkdir(join(destination, 'locked'), { recursive: true });
     await chmod(destination, 0o777);
@@ -572,7 +588,7 @@ describe('a failure on one file', () => {
     const files = { ...smallFiles(10), 'locked/a.txt': 'a', 'locked/b.txt': 'b' };
     await putObjects(Object.fromEntries(Object.entries(files).map(([path, body]) => [`locked-down/${path}`, body])));
 
-    const result = await s3xfer(['cp', '--recursive', url('locked-down/'), destination], { uid: nobody, gid: nobody, cwd: dir });
+    const result = await s3xfer(['cp', '--recursive', url('locked-down/'), destination], { uid: NOBODY, gid: NOBODY, cwd: dir });
 
     expectExitCode(result, 1);
     const errors = lines(result.stderr).filter((line) => line.includes('error'));
@@ -586,11 +602,7 @@ describe('a failure on one file', () => {
   });
 
   it('files and directories of the source the user may not read (run as nobody): skipped with a warning each, the others go up (exit 2), as the aws CLI does', async (context) => {
-    context.skip(process.getuid?.() !== 0, 'needs root to start the CLI as another user');
-    const nobody = 65534;
-    const dir = await tempDir('s3xfer-e2e-nobody-source-');
-    onTestFinished(() => rm(dir, { recursive: true, force: true }));
-    await chmod(dir, 0o755);
+    const dir = await nobodysDir(context, 'source');
     const files = { ...smallFiles(6), 'secret.txt': 'root only', 'locked/inside.txt': 'unseen', 'open/also-secret.txt': 'root only' };
     await writeTree(join(dir, 'src'), files);
     for (const path of ['secret.txt', 'open/also-secret.txt']) await chmod(join(dir, 'src', path), 0o600);
@@ -601,7 +613,7 @@ describe('a failure on one file', () => {
       ['sync', 'unreadable-sync/'],
     ] as const) {
       const args = verb === 'cp' ? ['cp', '--recursive', 'src', url(prefix)] : ['sync', 'src', url(prefix)];
-      const result = await s3xfer(args, { uid: nobody, gid: nobody, cwd: dir });
+      const result = await s3xfer(args, { uid: NOBODY, gid: NOBODY, cwd: dir });
       expectExitCode(result, 2);
       expect(warnings(result), describeResult(result)).toEqual([
         's3xfer: warning: skipped src/locked: cannot read the directory: permission denied',

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { rm, tempDir } from '../helpers/files.js';
 import { createTestBucket, removeTestBucket, testClient } from '../helpers/s3.js';
 
@@ -116,6 +117,19 @@ export async function pollUntil<T>(
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   return undefined;
+}
+
+/**
+ * An endpoint that goes away midway: once `proxy` (the CLI's only way to the store) holds a
+ * request, it is closed, so every connection from then on is refused. Resolves to the CLI's result.
+ */
+export async function endpointGoneOnceHeld(proxy: FaultProxy, running: Promise<CliResult>): Promise<CliResult> {
+  const held = await pollUntil(() => (proxy.stats.faults > 0 ? true : undefined), { deadlineMs: 30_000 });
+  await proxy.close();
+  const result = await running;
+  if (!held)
+    throw new Error(`no request was held at the proxy within 30 s: the endpoint never went away midway\n${describeResult(result)}`);
+  return result;
 }
 
 /** What an end-to-end test file works with: a client of the test server, a bucket and a temp dir of its own. */

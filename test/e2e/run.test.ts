@@ -16,12 +16,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultProxy, isPutObject, startFaultProxy } from '../helpers/fault-proxy.js';
 import { cliEnv, s3Server } from '../helpers/s3.js';
 import { keysUnder, putObjects, writeTree } from '../helpers/trees.js';
 import { escapeRegExp, expectExitCode, expectFailure, expectNoNoise } from './expect-cli.js';
-import { CLI, type CliResult, closeCliWorkspace, describeResult, openCliWorkspace, runCli } from './run-cli.js';
+import { CLI, type CliResult, closeCliWorkspace, describeResult, endpointGoneOnceHeld, openCliWorkspace, runCli } from './run-cli.js';
 
 let client: S3Client;
 let bucket: string;
@@ -51,6 +51,23 @@ const lines = (text: string) => text.split('\n').filter((line) => line !== '');
 async function runFile(name: string, commands: string[], extra: string[] = []): Promise<CliResult> {
   await writeFile(join(work, name), `${commands.join('\n')}\n`);
   return runCli(['run', name, ...extra], { env: cliEnv(), cwd: work });
+}
+
+/**
+ * Runs `commands` as the batch `name` (2 requests in flight, 2 attempts each) through a proxy that
+ * holds the fourth PutObject and those after it, and goes away once it holds one.
+ */
+async function runWhileEndpointGoes(name: string, commands: string[]): Promise<CliResult> {
+  proxy = await startFaultProxy({
+    upstream: s3Server().endpoint,
+    rules: [{ match: isPutObject, fault: { type: 'stall', ms: 60_000 }, after: 3 }],
+  });
+  await writeFile(join(work, name), `${commands.join('\n')}\n`);
+  const running = runCli(['run', name, '--endpoint-url', proxy.url, '--concurrency', '2', '--max-attempts', '2'], {
+    env: cliEnv(),
+    cwd: work,
+  });
+  return endpointGoneOnceHeld(proxy, running);
 }
 
 /** The batch's one summary line, last on stderr. */
@@ -223,20 +240,10 @@ describe('run - (stdin)', () => {
 
 describe('many lines, one process', () => {
   it('an endpoint that goes away midway: the lines in flight fail, the rest are cancelled with one line that says why (exit 1, not 130)', async () => {
-    // The fourth PutObject and those after it hang until the proxy, the only way to the store, goes away.
-    proxy = await startFaultProxy({
-      upstream: s3Server().endpoint,
-      rules: [{ match: isPutObject, fault: { type: 'stall', ms: 60_000 }, after: 3 }],
-    });
-    const commands = Array.from({ length: 40 }, (_, i) => `cp up-1.txt ${url(`gone/${i}.txt`)}`);
-    await writeFile(join(work, 'gone.txt'), `${commands.join('\n')}\n`);
-    const running = runCli(['run', 'gone.txt', '--endpoint-url', proxy.url, '--concurrency', '2', '--max-attempts', '2'], {
-      env: cliEnv(),
-      cwd: work,
-    });
-    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
-    await proxy.close();
-    const result = await running;
+    const result = await runWhileEndpointGoes(
+      'gone.txt',
+      Array.from({ length: 40 }, (_, i) => `cp up-1.txt ${url(`gone/${i}.txt`)}`),
+    );
 
     expectExitCode(result, 1);
     const errors = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: '));
@@ -252,19 +259,10 @@ describe('many lines, one process', () => {
 
   it('directory lines stopped by an endpoint that goes away: one "stopped" line for the batch, not one per line', async () => {
     await writeTree(join(work, 'gone-tree'), Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}.txt`, `file ${i}`])));
-    proxy = await startFaultProxy({
-      upstream: s3Server().endpoint,
-      rules: [{ match: isPutObject, fault: { type: 'stall', ms: 60_000 }, after: 3 }],
-    });
-    const commands = [1, 2, 3].map((i) => `cp --recursive gone-tree ${url(`gone-tree-${i}/`)}`);
-    await writeFile(join(work, 'gone-trees.txt'), `${commands.join('\n')}\n`);
-    const running = runCli(['run', 'gone-trees.txt', '--endpoint-url', proxy.url, '--concurrency', '2', '--max-attempts', '2'], {
-      env: cliEnv(),
-      cwd: work,
-    });
-    await vi.waitFor(() => expect(proxy?.stats.faults).toBeGreaterThan(0), { timeout: 30_000 });
-    await proxy.close();
-    const result = await running;
+    const result = await runWhileEndpointGoes(
+      'gone-trees.txt',
+      [1, 2, 3].map((i) => `cp --recursive gone-tree ${url(`gone-tree-${i}/`)}`),
+    );
 
     expectExitCode(result, 1);
     const stopped = lines(result.stderr).filter((line) => line.startsWith('s3xfer: error: stopped: '));
