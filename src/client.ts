@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS } from '@smithy/core/config';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
-import { DEFAULT_TRANSFER_CONFIG } from './config.js';
+import { checkMaxAttempts, DEFAULT_TRANSFER_CONFIG } from './config.js';
 import { UsageError } from './errors.js';
 import { compileProxyRules, type ProxyOption, tlsOptions } from './network.js';
 import { type ConnectionSettings, directHandler, ProxyRoutingHandler } from './proxy-handler.js';
@@ -80,7 +80,7 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   // Unset for AWS: the SDK's default (and AWS_REQUEST_CHECKSUM_CALCULATION) applies.
   const flexibleChecksums = options.flexibleChecksums ?? (endpoint === undefined ? undefined : false);
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
-  const maxAttempts = wholeNumber('maxAttempts', options.maxAttempts, DEFAULT_TRANSFER_CONFIG.maxAttempts, 1, 100);
+  const maxAttempts = checkMaxAttempts(options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts);
   // Node's timers take at most 2^31 − 1 ms (a longer one fires at once).
   const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 1, 2 ** 31 - 1);
   const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 1, 2 ** 31 - 1);

@@ -139,9 +139,7 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
   if (!Number.isInteger(memoryBudget) || memoryBudget < S3_LIMITS.minPartSize) {
     throw new UsageError(`invalid memory budget ${describe(memoryBudget)}: it must be at least 5 MiB`, 'InvalidMemoryBudget');
   }
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
-    throw new UsageError(`invalid max attempts ${maxAttempts}: it must be a whole number from 1 to 100`, 'InvalidMaxAttempts');
-  }
+  checkMaxAttempts(maxAttempts);
   if (verify !== undefined && !VERIFY_MODES.includes(verify)) {
     throw new UsageError(`invalid verify mode ${JSON.stringify(verify)}: it must be auto, require or off`, 'InvalidVerifyMode');
   }
@@ -150,4 +148,15 @@ export function resolveTransferConfig(overrides: Partial<TransferConfig> = {}): 
 
 function describe(value: number): string {
   return Number.isInteger(value) && value >= 0 ? `${formatBytes(value)} (${value} bytes)` : String(value);
+}
+
+/**
+ * Attempts per request, from 1 to 100: the one rule for `TransferConfig.maxAttempts` and
+ * `createS3Client({ maxAttempts })`. @throws {UsageError} code `InvalidMaxAttempts`.
+ */
+export function checkMaxAttempts(maxAttempts: number): number {
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
+    throw new UsageError(`invalid max attempts ${maxAttempts}: it must be a whole number from 1 to 100`, 'InvalidMaxAttempts');
+  }
+  return maxAttempts;
 }

@@ -24,10 +24,11 @@ describe('createS3Client', () => {
       { connectionTimeoutMs: 2 ** 31 }, // Node's timers fire at once beyond 2^31 − 1 ms
     ];
     for (const options of bad) {
-      expect(() => createS3Client(options), JSON.stringify(options)).toThrow(
-        expect.objectContaining({ name: 'UsageError', code: 'InvalidClientOption' }),
-      );
+      // maxAttempts has one rule, the TransferConfig's: the same code and message either way.
+      const code = options?.maxAttempts === undefined ? 'InvalidClientOption' : 'InvalidMaxAttempts';
+      expect(() => createS3Client(options), JSON.stringify(options)).toThrow(expect.objectContaining({ name: 'UsageError', code }));
     }
+    expect(() => createS3Client({ maxAttempts: 0 })).toThrow('invalid max attempts 0: it must be a whole number from 1 to 100');
     expect(() => createS3Client({ maxSockets: -1 })).toThrow('invalid maxSockets -1: it must be a whole number from 1 up');
     expect(() => createS3Client({ maxAttempts: 1, maxSockets: 1, connectionTimeoutMs: 1, socketTimeoutMs: 1 })).not.toThrow();
   });
