@@ -33,17 +33,11 @@ export async function resolveDownloadPath(filename: string, key: string, makePar
   const endsWithSep = /[\\/]$/.test(filename);
   const target = isDir || endsWithSep ? join(filename, keyBaseName(key)) : filename;
   const context = { operation: 'download', destination: target };
-  const parent = await statOrUndefined(dirname(target));
-  if (parent && !parent.isDirectory()) {
-    throw new LocalFileError(`${dirname(target)}: not a directory (a file is in the way)`, 'ENOTDIR', context);
-  }
-  if (!parent && !makeParents) {
-    throw new LocalFileError(`${dirname(target)}: destination directory does not exist`, 'ENOENT', context);
-  }
-  if (!parent) {
-    // Found now, not when the directories are made: a dry run says what the copy would.
+  if (!(await statOrUndefined(dirname(target)))?.isDirectory()) {
+    // A file in the way is found now, not when directories are made: a dry run says what the copy would.
     const inTheWay = await fileInTheWay(dirname(target));
-    if (inTheWay) throw new LocalFileError(`${inTheWay}: not a directory (a file is in the way)`, 'ENOTDIR', context);
+    if (inTheWay) throw notADirectory(inTheWay, context);
+    if (!makeParents) throw new LocalFileError(`${dirname(target)}: destination directory does not exist`, 'ENOENT', context);
   }
   if ((await statOrUndefined(target))?.isDirectory()) {
     throw new LocalFileError(`${target}: is a directory`, 'EISDIR', context);
@@ -363,12 +357,13 @@ export async function makeParentDirectories(file: string): Promise<string[]> {
     return await makeDirectories(directory);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR' || code === 'EEXIST') {
-      const inTheWay = (await fileInTheWay(directory)) ?? directory;
-      throw new LocalFileError(`${inTheWay}: not a directory (a file is in the way)`, 'ENOTDIR', downloadContext(file));
-    }
+    if (code === 'ENOTDIR' || code === 'EEXIST') throw notADirectory((await fileInTheWay(directory)) ?? directory, downloadContext(file));
     throw fileError(directory, error, downloadContext(file), 'cannot create the directory');
   }
+}
+
+function notADirectory(path: string, context: ErrorContext): LocalFileError {
+  return new LocalFileError(`${path}: not a directory (a file is in the way)`, 'ENOTDIR', context);
 }
 
 /** The path of `directory` or of its nearest ancestor that exists, when that is not a directory. */
