@@ -13,6 +13,7 @@ import { layoutRanges } from '../integrity/layout.js';
 import type { DownloadVerification, VerificationOutcome } from '../integrity/verification.js';
 import { type DownloadExtraArgs, type KnownObject, type ObjectHead, objectHead, planDownloadVerification } from './download.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
+import { checkExtraArgs, DOWNLOAD_EXTRA_ARGS } from './extra-args.js';
 import { getEmpty, getRange, type RangeReceiver } from './ranged-get.js';
 
 /** Options of {@link TransferManager.downloadToStream}. */
@@ -63,6 +64,7 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
     throw new UsageError(`${source} names no object: give the key of a file, e.g. s3://${t.bucket}/path/file`, 'MissingKey');
   }
   const end = options.end !== false;
+  checkExtraArgs(options.extraArgs ?? {}, DOWNLOAD_EXTRA_ARGS, 'download');
   const request: GetObjectCommandInput = { ...options.extraArgs, Bucket: t.bucket, Key: t.key };
   const output = new OrderedOutput(wholeWrites(writable), t.info.destination, t.signal, (bytes) => t.events.progress(bytes));
   let verification: StreamVerification | undefined;

@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, type Writable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -300,6 +300,11 @@ describe('TransferManager', () => {
     await expect(manager.download('b', 'k', 'f', { extraArgs: { Range: 'bytes=0-1' } as never })).rejects.toMatchObject({
       code: 'InvalidExtraArgs',
       message: expect.stringContaining('"Range" for a download'),
+    });
+    await expect(
+      manager.downloadToStream('b', 'k', new PassThrough(), { extraArgs: { Range: 'bytes=0-1' } as never }),
+    ).rejects.toMatchObject({
+      code: 'InvalidExtraArgs',
     });
     expect(s3.calls()).toHaveLength(0);
   });
