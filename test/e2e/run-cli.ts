@@ -121,10 +121,14 @@ export async function pollUntil<T>(
 
 /**
  * An endpoint that goes away midway: once `proxy` (the CLI's only way to the store) holds a
- * request, it is closed, so every connection from then on is refused. Resolves to the CLI's result.
+ * request, and every request it does not hold has been answered, it is closed, so every
+ * connection from then on is refused. (`proxy`'s faults must be stalls.) Resolves to the CLI's result.
  */
 export async function endpointGoneOnceHeld(proxy: FaultProxy, running: Promise<CliResult>): Promise<CliResult> {
-  const held = await pollUntil(() => (proxy.stats.faults > 0 ? true : undefined), { deadlineMs: 30_000 });
+  // Closing while an answer is on its way would cut it at a random point, and the count of files
+  // that arrived would depend on the machine's speed.
+  const onlyHeldInFlight = () => proxy.stats.faults > 0 && proxy.stats.inFlight <= proxy.stats.faults;
+  const held = await pollUntil(() => (onlyHeldInFlight() ? true : undefined), { deadlineMs: 30_000 });
   await proxy.close();
   const result = await running;
   if (!held)
