@@ -268,6 +268,7 @@ function writeCommandFile(path, op) {
  * one process per file, one after another; the loop is what is timed.
  */
 function shellLoop(op, command, destination, flags) {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a bash script, its ${…} are bash's
   const script = 'dir=$1 dest=$2 k=$3; shift 3; for f in "$dir"/*; do "${@:1:k}" "$f" "$dest${f##*/}" "${@:k+1}" || exit 1; done';
   return ['bash', '-c', script, 'bash', op.local, destination, String(command.length), ...command, ...flags];
 }

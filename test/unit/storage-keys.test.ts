@@ -1,4 +1,4 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compareKeys, createPrefixConflictDetector, isTempFileName, localPathForKey, tempFileName } from '../../src/storage/index.js';
 
