@@ -29,13 +29,19 @@ export interface S3ClientOptions {
   maxAttempts?: number;
   /** Simultaneous connections per host; set it at least to the transfer concurrency. Default 50. */
   maxSockets?: number;
-  /** Milliseconds to wait for a TCP connection. Default 10,000. */
+  /** Milliseconds to wait for a TCP connection; 0: no limit. Default 10,000. */
   connectionTimeoutMs?: number;
   /**
    * Milliseconds a connection may stay silent mid-request (nothing sent or received) before the
-   * attempt fails and is retried. Default 60,000, like botocore's read timeout.
+   * attempt fails and is retried; 0: no limit. Default 60,000, like botocore's read timeout.
    */
   socketTimeoutMs?: number;
+  /**
+   * Send every request unsigned, and look up no credentials: the aws CLI's `--no-sign-request`,
+   * botocore's `signature_version=UNSIGNED`, for buckets that anyone may read (or write). The store
+   * treats the requests as anonymous. Default false.
+   */
+  unsigned?: boolean;
   /**
    * HTTP(S) proxy, decided per request URL. `{ env: process.env }` honours `HTTPS_PROXY`,
    * `HTTP_PROXY` and `NO_PROXY` (and their lower-case forms) as the aws CLI does;
@@ -63,6 +69,12 @@ function isHttpUrl(text: string): boolean {
   return URL.canParse(text) && /^https?:$/.test(new URL(text).protocol);
 }
 
+/** The signer of an unsigned client: the request goes as it is. */
+const UNSIGNED: Extract<S3ClientConfig['signer'], { sign: unknown }> = { sign: async (request) => request };
+
+/** What an unsigned client holds instead of credentials: its signer never reads them. */
+const UNUSED_CREDENTIALS = { accessKeyId: '', secretAccessKey: '' };
+
 /** Region used when neither the options nor the SDK's chain name one, as boto3 and the aws CLI do. */
 export const FALLBACK_REGION = 'us-east-1';
 
@@ -82,8 +94,9 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
   const checksumMode = flexibleChecksums ? 'WHEN_SUPPORTED' : 'WHEN_REQUIRED';
   const maxAttempts = checkMaxAttempts(options.maxAttempts ?? DEFAULT_TRANSFER_CONFIG.maxAttempts);
   // Node's timers take at most 2^31 − 1 ms (a longer one fires at once).
-  const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 1, 2 ** 31 - 1);
-  const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 1, 2 ** 31 - 1);
+  // (0 is the SDK's "no limit" for both.)
+  const connectionTimeoutMs = wholeNumber('connectionTimeoutMs', options.connectionTimeoutMs, 10_000, 0, 2 ** 31 - 1);
+  const socketTimeoutMs = wholeNumber('socketTimeoutMs', options.socketTimeoutMs, 60_000, 0, 2 ** 31 - 1);
   const maxSockets = wholeNumber('maxSockets', options.maxSockets, 50, 1);
   const connections: ConnectionSettings = {
     handler: {
@@ -107,6 +120,9 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     ...(endpoint ? { endpoint } : {}),
     ...(options.profile ? { profile: options.profile } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
+    // Unsigned: a signer that leaves the request as it is (the SDK's own calls and the direct
+    // attempts both sign through it), and credentials that are never looked up nor used.
+    ...(options.unsigned ? { signer: UNSIGNED, credentials: UNUSED_CREDENTIALS } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
     ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
     maxAttempts,

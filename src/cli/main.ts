@@ -9,7 +9,7 @@ import { S3xferError, TransferAbortedError, UsageError } from '../errors.js';
 import type { CliCommand, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
+import { checkGlobalFlags, clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
 import { createParser, parserMessage } from './parser.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
@@ -65,6 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       json = args.json;
       // Validated before anything runs: a bad value is a usage error, never a failed transfer.
       const config = resolveTransferConfig(transferConfigFrom(args));
+      checkGlobalFlags(args);
       // With the object on stdout (`cp s3://… -`), everything printed goes to stderr, JSON included.
       const output = command.stdoutIsData?.(args, argv) ? { stdout: streams.stderr, stderr: streams.stderr } : streams;
       reporter = await createReporter(reporterKind(args, streams, env), output, { progress: args.progress });

@@ -27,6 +27,17 @@ const GLOBAL_OPTIONS = {
   },
   'ca-bundle': { type: 'string', describe: "PEM file of the CAs to trust for HTTPS [env: AWS_CA_BUNDLE; the profile's ca_bundle]" },
   'verify-ssl': { type: 'boolean', default: true, describe: 'Verify HTTPS certificates (--no-verify-ssl: do not; for tests only)' },
+  'sign-request': {
+    type: 'boolean',
+    default: true,
+    describe: 'Sign requests (--no-sign-request: send them unsigned and look up no credentials, for public buckets)',
+  },
+  'cli-connect-timeout': { type: 'number', describe: 'Seconds to wait for a connection; 0: no limit [default 10]' },
+  'cli-read-timeout': {
+    type: 'number',
+    describe: 'Seconds a connection may stay silent mid-request before the attempt fails and is retried; 0: no limit [default 60]',
+  },
+  'page-size': { type: 'number', describe: 'Keys per listing request (ls, rm and cp --recursive, sync), 1–1000 [default 1000]' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
   'only-show-errors': { type: 'boolean', default: false, describe: 'Print errors and warnings only (as the aws CLI)' },
   progress: { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' },
@@ -41,6 +52,12 @@ const UPLOAD_OPTIONS = {
   'content-disposition': { type: 'string', describe: 'Content-Disposition header' },
   'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
   'content-language': { type: 'string', describe: 'Content-Language header' },
+  expires: { type: 'string', describe: 'Expires header: the date and time the object stops being cacheable (ISO 8601)' },
+  'website-redirect': { type: 'string', describe: "Where a website bucket redirects this object's requests (/path or URL)" },
+  'guess-mime-type': {
+    type: 'boolean',
+    describe: 'Content-Type from the file name (--no-guess-mime-type: none, the store decides) [default: true]',
+  },
   metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2 or {"key":"value"}' },
   'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
   sse: {
@@ -179,6 +196,10 @@ export interface GlobalArgs {
   verify?: 'auto' | 'require' | 'off';
   caBundle?: string;
   verifySsl: boolean;
+  signRequest: boolean;
+  cliConnectTimeout?: number;
+  cliReadTimeout?: number;
+  pageSize?: number;
   quiet: boolean;
   onlyShowErrors: boolean;
   progress: boolean;
@@ -193,6 +214,9 @@ export interface UploadArgs {
   contentDisposition?: string;
   contentEncoding?: string;
   contentLanguage?: string;
+  expires?: string;
+  websiteRedirect?: string;
+  guessMimeType?: boolean;
   metadata?: string;
   storageClass?: string;
   sse?: string;
@@ -220,7 +244,43 @@ export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, tran
     proxy: { env },
     ...(caBundle ? { caBundle } : {}),
     verifySsl: args.verifySsl,
+    unsigned: args.signRequest === false,
+    connectionTimeoutMs: timeoutMs('--cli-connect-timeout', args.cliConnectTimeout),
+    socketTimeoutMs: timeoutMs('--cli-read-timeout', args.cliReadTimeout),
   };
+}
+
+/** Seconds from a timeout flag as milliseconds (0: no limit). @throws {UsageError} code `InvalidTimeout`. */
+function timeoutMs(flag: string, seconds: number | undefined): number | undefined {
+  if (seconds === undefined) return undefined;
+  // Node's timers take at most 2^31 − 1 ms.
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 2_147_483) {
+    const given = Number.isNaN(seconds) ? 'not a number' : `"${seconds}"`;
+    throw new UsageError(`invalid ${flag} ${given}: expected seconds from 0 (no limit) to 2147483`, 'InvalidTimeout');
+  }
+  return Math.round(seconds * 1000);
+}
+
+/**
+ * Checks the global flags that are read only when a client is made or a listing starts, so that a
+ * bad value is refused before anything runs, whatever the command (a `--dryrun` makes no client).
+ * @throws {UsageError}
+ */
+export function checkGlobalFlags(args: GlobalArgs): void {
+  timeoutMs('--cli-connect-timeout', args.cliConnectTimeout);
+  timeoutMs('--cli-read-timeout', args.cliReadTimeout);
+  pageSizeFrom(args);
+}
+
+/** Keys per listing request from `--page-size`. @throws {UsageError} code `InvalidPageSize`. */
+export function pageSizeFrom(args: Pick<GlobalArgs, 'pageSize'>): number | undefined {
+  const size = args.pageSize;
+  if (size === undefined) return undefined;
+  if (!Number.isInteger(size) || size < 1 || size > 1000) {
+    const given = Number.isNaN(size) ? 'not a number' : `"${size}"`;
+    throw new UsageError(`invalid --page-size ${given}: expected a whole number from 1 to 1000`, 'InvalidPageSize');
+  }
+  return size;
 }
 
 /** Transfer sizes from flags (`8MiB`, `64MB`, `1GiB`, plain bytes). */
@@ -254,6 +314,8 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
     ContentDisposition: headerValue('--content-disposition', args.contentDisposition),
     ContentEncoding: headerValue('--content-encoding', args.contentEncoding),
     ContentLanguage: headerValue('--content-language', args.contentLanguage),
+    Expires: args.expires === undefined ? undefined : parseExpires(args.expires),
+    WebsiteRedirectLocation: headerValue('--website-redirect', args.websiteRedirect),
     Metadata: args.metadata === undefined ? undefined : parseMetadata(args.metadata),
     StorageClass: args.storageClass as UploadExtraArgs['StorageClass'],
     ServerSideEncryption: args.sse as UploadExtraArgs['ServerSideEncryption'],
@@ -262,6 +324,15 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
     ChecksumAlgorithm: checksumAlgorithmFrom(args.checksumAlgorithm),
   };
   return Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)) as UploadExtraArgs;
+}
+
+/** `--expires` as a Date: an ISO 8601 date and time (or anything `Date` reads unambiguously). @throws {UsageError} */
+function parseExpires(text: string): Date {
+  const date = new Date(text);
+  if (text.trim() === '' || Number.isNaN(date.getTime())) {
+    throw new UsageError(`invalid --expires "${text}": expected a date and time such as 2027-01-31T12:00:00Z`, 'InvalidExpires');
+  }
+  return date;
 }
 
 /**

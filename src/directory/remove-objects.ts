@@ -18,6 +18,8 @@ export interface RemoveOptions {
   filters?: FilterRule[];
   /** Report what would be deleted (`onDeleted`) and delete nothing. Default false. */
   dryRun?: boolean;
+  /** Keys per listing request (recursive only; `MaxKeys`, the aws CLI's `--page-size`). Default: the store's, 1,000. */
+  pageSize?: number;
   signal?: AbortSignal;
   /** Called per key deleted (or, with `dryRun`, that would be). */
   onDeleted?: (key: string) => void;
@@ -59,7 +61,7 @@ export async function removeObjects(client: S3Client, bucket: string, key: strin
   }
   const filter = createFilter(options.filters ?? []);
   async function* keys(): AsyncGenerator<string> {
-    for await (const entry of listS3(client, bucket, directoryPrefix(key), { signal: options.signal })) {
+    for await (const entry of listS3(client, bucket, directoryPrefix(key), { signal: options.signal, pageSize: options.pageSize })) {
       if (entry.kind === 'file' && filter(entry.relative)) yield entry.s3!.key;
     }
   }

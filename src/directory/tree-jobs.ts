@@ -60,6 +60,10 @@ export interface TreeOptions {
   dryRun?: boolean;
   /** Object settings for every upload. */
   extraArgs?: UploadExtraArgs;
+  /** Content-Type from each file's extension when `extraArgs` sets none. Default true (see `UploadTransferOptions`). */
+  guessContentType?: boolean;
+  /** Keys per listing request of the S3 side (`MaxKeys`, the aws CLI's `--page-size`). Default: the store's, 1,000. */
+  pageSize?: number;
   /**
    * Only this slice of the work (`--shard K/N`): N jobs with the same operands split the source
    * into contiguous slices of about equal bytes, no overlap and no gap (see {@link ShardSlicer}).
@@ -133,7 +137,7 @@ export async function copyTree(
     } else if (source.kind === 's3' && destination.kind === 'local') {
       const prefix = await job.s3Prefix(source);
       const root = await job.localDestination(destination);
-      const list = () => walked(listS3(manager.client, source.bucket, prefix, { signal: manager.signal }), job.filter);
+      const list = () => walked(job.listS3(source.bucket, prefix), job.filter);
       const mine = await job.slicer(list);
       for await (const entry of list()) {
         if (entry.kind === 'file' && mine(entry)) await job.download(entry, root);
@@ -165,7 +169,7 @@ export async function syncTree(
       const prefix = await job.s3Prefix(destination);
       const list = () => listLocal(root, { followSymlinks: options.followSymlinks ?? true, signal: manager.signal });
       const mine = await job.slicer(job.sourceRecords(list, { ...compare, direction: 'upload' }));
-      const to = listS3(manager.client, destination.bucket, prefix, { signal: manager.signal });
+      const to = job.listS3(destination.bucket, prefix);
       const doomed: string[] = [];
       for await (const decision of compareListings(list(), to, { ...compare, direction: 'upload' })) {
         if (!job.decisionIsMine(decision, mine)) continue;
@@ -182,7 +186,7 @@ export async function syncTree(
     } else if (source.kind === 's3' && destination.kind === 'local') {
       const prefix = await job.s3Prefix(source);
       const root = await job.localDestination(destination);
-      const list = () => listS3(manager.client, source.bucket, prefix, { signal: manager.signal });
+      const list = () => job.listS3(source.bucket, prefix);
       const mine = await job.slicer(job.sourceRecords(list, { ...compare, direction: 'download' }));
       // A dry run does not make a missing destination: it is compared as an empty directory.
       const to = (await exists(root))
@@ -256,6 +260,11 @@ class TreeJob {
   ) {
     this.filter = createFilter(options.filters ?? []);
     if (options.dryRun) this.summary.dryRun = { transfers: 0, bytes: 0, deletes: 0 };
+  }
+
+  /** The objects under an S3 prefix of the job, listed with its client, signal and page size. */
+  listS3(bucket: string, prefix: string): AsyncGenerator<S3ListingEntry> {
+    return listS3(this.manager.client, bucket, prefix, { signal: this.manager.signal, pageSize: this.options.pageSize });
   }
 
   /**
@@ -390,7 +399,11 @@ class TreeJob {
     if (unreadable !== undefined) return this.skip({ path, code: 'Unreadable', reason: unreadable });
     if (this.options.dryRun) return this.plan({ action: 'upload', source: path, destination: formatS3Url(bucket, key) }, entry.size);
     await this.manager.ready();
-    this.track(this.manager.upload(path, bucket, key, { extraArgs: this.options.extraArgs }), path, formatS3Url(bucket, key));
+    this.track(
+      this.manager.upload(path, bucket, key, { extraArgs: this.options.extraArgs, guessContentType: this.options.guessContentType }),
+      path,
+      formatS3Url(bucket, key),
+    );
   }
 
   async download(entry: Extract<S3ListingEntry, { kind: 'file' }>, root: string): Promise<void> {

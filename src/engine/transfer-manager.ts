@@ -48,6 +48,12 @@ export interface TransferManagerOptions {
 export interface UploadTransferOptions extends TransferOptions {
   /** Object settings: Content-Type, Metadata, StorageClass, SSE, ACL, Tagging, … */
   extraArgs?: UploadExtraArgs;
+  /**
+   * Without a ContentType in `extraArgs`, set one from the file name's extension (`.html` →
+   * `text/html`). Default true; false leaves it to the store (most say `binary/octet-stream`), as
+   * the aws CLI's `--no-guess-mime-type` and boto3's `upload_file` do.
+   */
+  guessContentType?: boolean;
 }
 
 /** Options of {@link TransferManager.download}. */
@@ -152,7 +158,9 @@ export class TransferManager {
   /** Uploads a local file to `s3://bucket/key` (see {@link uploadFile}). */
   upload(filename: string, bucket: string, key: string, options: UploadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'upload' as const, source: filename, destination: formatS3Url(bucket, key) };
-    return this.submit(info, bucket, key, options, (t) => runUpload(t, filename, options.extraArgs ?? {}));
+    return this.submit(info, bucket, key, options, (t) =>
+      runUpload(t, filename, options.extraArgs ?? {}, options.guessContentType ?? true),
+    );
   }
 
   /** Downloads `s3://bucket/key` to a local file (see {@link downloadFile}). */

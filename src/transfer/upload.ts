@@ -53,7 +53,12 @@ export interface UploadedPart {
  * UploadPart bodies read at file offsets into reused buffers, then CompleteMultipartUpload. A
  * failed or cancelled multipart upload is aborted on the server by the clean-up it registers.
  */
-export async function runUpload(t: TransferContext, filename: string, extraArgs: UploadExtraArgs): Promise<TransferResult> {
+export async function runUpload(
+  t: TransferContext,
+  filename: string,
+  extraArgs: UploadExtraArgs,
+  guessContentType: boolean,
+): Promise<TransferResult> {
   if (typeof filename !== 'string' || filename === '') throw new UsageError('no file name given for the upload', 'MissingFile');
   checkExtraArgs(extraArgs, UPLOAD_EXTRA_ARGS, 'upload');
   if (t.key === '') throw new UsageError(`no key given for the upload of ${filename} to s3://${t.bucket}/`, 'MissingKey');
@@ -61,7 +66,7 @@ export async function runUpload(t: TransferContext, filename: string, extraArgs:
   try {
     t.events.queued(source.size);
     t.throwIfAborted();
-    const contentType = extraArgs.ContentType ?? mime.getType(filename) ?? undefined;
+    const contentType = extraArgs.ContentType ?? (guessContentType ? mime.getType(filename) : undefined) ?? undefined;
     const params: PutObjectCommandInput = {
       ...extraArgs,
       Bucket: t.bucket,

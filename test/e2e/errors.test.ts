@@ -491,6 +491,33 @@ describe('bad flags exit 2', () => {
     await expectBucketUnchanged();
   });
 
+  it.each([
+    [['--page-size', '0'], 'invalid --page-size "0": expected a whole number from 1 to 1000'],
+    [['--page-size', '1001'], 'invalid --page-size "1001": expected a whole number from 1 to 1000'],
+    [['--page-size', 'ten'], 'invalid --page-size not a number: expected a whole number from 1 to 1000'],
+    [['--cli-read-timeout', '-1'], 'invalid --cli-read-timeout "-1": expected seconds from 0 (no limit) to 2147483'],
+    [['--cli-connect-timeout', 'soon'], 'invalid --cli-connect-timeout not a number: expected seconds from 0 (no limit) to 2147483'],
+    [['--cli-connect-timeout', '3000000'], 'invalid --cli-connect-timeout "3000000": expected seconds from 0 (no limit) to 2147483'],
+    [['--expires', 'next week'], 'invalid --expires "next week": expected a date and time such as 2027-01-31T12:00:00Z'],
+    [['--expires', ''], 'invalid --expires "": expected a date and time such as 2027-01-31T12:00:00Z'],
+  ])('%j: one line naming the flag and what it takes, nothing uploaded', async (flags, message) => {
+    const result = await s3xfer(['cp', smallFile, `s3://${bucket}/flags.bin`, ...flags]);
+
+    expectFailure(result, 2, message);
+    await expectBucketUnchanged();
+  });
+
+  it('--page-size 0 on ls and on rm --recursive: refused before any request (nothing deleted)', async () => {
+    for (const argv of [
+      ['ls', `s3://${bucket}/`],
+      ['rm', '--recursive', `s3://${bucket}/`],
+    ]) {
+      const result = await s3xfer([...argv, '--page-size', '0']);
+      expectFailure(result, 2, 'invalid --page-size "0"');
+    }
+    await expectBucketUnchanged();
+  });
+
   it('no command at all: asks for one', async () => {
     const result = await s3xfer([]);
 

@@ -1,6 +1,10 @@
+import { writeFile } from 'node:fs/promises';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { retryDelayMs } from '../../src/client.js';
-import { createS3Client } from '../../src/index.js';
+import { createS3Client, uploadFile } from '../../src/index.js';
+import { tempDir } from '../helpers/files.js';
+import { startScriptedEndpoint } from '../helpers/scripted-endpoint.js';
 
 describe('createS3Client', () => {
   it('refuses an endpoint that is not an http(s) URL, at once', () => {
@@ -31,6 +35,35 @@ describe('createS3Client', () => {
     expect(() => createS3Client({ maxAttempts: 0 })).toThrow('invalid max attempts 0: it must be a whole number from 1 to 100');
     expect(() => createS3Client({ maxSockets: -1 })).toThrow('invalid maxSockets -1: it must be a whole number from 1 up');
     expect(() => createS3Client({ maxAttempts: 1, maxSockets: 1, connectionTimeoutMs: 1, socketTimeoutMs: 1 })).not.toThrow();
+    // 0 is "no limit" (the aws CLI's --cli-read-timeout 0).
+    expect(() => createS3Client({ connectionTimeoutMs: 0, socketTimeoutMs: 0 })).not.toThrow();
+  });
+
+  it('unsigned: neither the SDK calls nor the direct attempts sign, and no credentials are looked up', async () => {
+    const endpoint = await startScriptedEndpoint((_req, res) => {
+      res.writeHead(200, { etag: '"0cc175b9c0f1b6a831c399e269772661"', 'content-length': '0' });
+      res.end();
+    });
+    const file = `${await tempDir('s3xfer-unsigned-')}/a.txt`;
+    await writeFile(file, 'a');
+    // Credentials nowhere: a signing client would fail before sending anything.
+    const env = { ...process.env };
+    for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_PROFILE']) delete process.env[name];
+    process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/credentials';
+    process.env.AWS_CONFIG_FILE = '/nonexistent/config';
+    try {
+      const client = createS3Client({ endpoint: endpoint.url, region: 'us-east-1', unsigned: true, maxAttempts: 1 });
+      await client.send(new HeadObjectCommand({ Bucket: 'b', Key: 'a.txt' }));
+      await uploadFile(client, file, 'b', 'a.txt');
+      expect(endpoint.requests.map((r) => r.method)).toEqual(['HEAD', 'PUT']);
+      for (const request of endpoint.requests) {
+        expect(request.headers.authorization).toBeUndefined();
+        expect(request.headers['x-amz-security-token']).toBeUndefined();
+      }
+    } finally {
+      process.env = env;
+      await endpoint.close();
+    }
   });
 
   it('for an S3-compatible endpoint: path-style and checksums only when required (Ceph rejects aws-chunked)', async () => {

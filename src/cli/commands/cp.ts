@@ -78,7 +78,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
   if (args.dryrun) return planTransfer(from, to, context);
   const manager = await context.manager();
   if (from.kind === 'local' && to.kind === 's3') {
-    await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs });
+    await manager.upload(from.path, to.bucket, uploadKey(to, from.path), { extraArgs, guessContentType: args.guessMimeType ?? true });
   } else if (from.kind === 's3' && to.kind === 'local') {
     // As `aws s3 cp`: missing directories of the destination are made.
     await manager.download(from.bucket, from.key, to.path, { makeDirectories: true });

@@ -2,8 +2,9 @@ import { formatBytes } from '../../config.js';
 import { parseS3Url } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../exit-codes.js';
+import { type GlobalArgs, pageSizeFrom } from '../options.js';
 
-interface LsArgs {
+interface LsArgs extends Pick<GlobalArgs, 'pageSize'> {
   path?: string;
   recursive?: boolean;
   humanReadable?: boolean;
@@ -60,6 +61,7 @@ export const lsCommand: CliCommand = {
     let bytes = 0;
     const listing = listS3(client, location.bucket, location.key, {
       signal: context.abortSignal,
+      pageSize: pageSizeFrom(args),
       ...(args.recursive ? {} : { delimiter: '/' }),
     });
     for await (const entry of listing) {

@@ -5,7 +5,7 @@ import type { TransferManager } from '../../engine/transfer-manager.js';
 import { type S3xferError, TransferAbortedError } from '../../errors.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { filterRulesFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
+import { filterRulesFrom, type GlobalArgs, pageSizeFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
 import type { Reporter } from '../reporters/reporter.js';
 
 /**
@@ -19,7 +19,7 @@ export const FILTER_OPTIONS = {
 } as const;
 
 /** The flags cp --recursive and sync share. */
-export interface TreeArgs extends UploadArgs {
+export interface TreeArgs extends UploadArgs, Pick<GlobalArgs, 'pageSize'> {
   dryrun?: boolean;
   followSymlinks?: boolean;
   shard?: string;
@@ -34,6 +34,8 @@ export function treeOptionsFrom(args: TreeArgs, context: CommandContext): TreeOp
     ...(args.shard === undefined ? {} : { shard: parseShard(args.shard) }),
     dryRun,
     extraArgs: uploadExtraArgsFrom(args),
+    guessContentType: args.guessMimeType ?? true,
+    pageSize: pageSizeFrom(args),
     events: treeEvents(context.reporter, dryRun),
   };
 }
