@@ -25,6 +25,8 @@ export interface CommandContext {
   manager(): Promise<TransferManager>;
   /** True for the lines of `run`: the job summary is the batch's, printed once at the end. */
   batch?: boolean;
+  /** Keys per listing request, from the global `--page-size` (the lines of `run` have the batch's). */
+  pageSize?: number;
 }
 
 /**

@@ -9,7 +9,15 @@ import { S3xferError, TransferAbortedError, UsageError } from '../errors.js';
 import type { CliCommand, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
-import { checkGlobalFlags, clientOptionsFrom, type GlobalArgs, transferConfigFrom, unknownFlags, withGlobalOptions } from './options.js';
+import {
+  checkGlobalFlags,
+  clientOptionsFrom,
+  type GlobalArgs,
+  pageSizeFrom,
+  transferConfigFrom,
+  unknownFlags,
+  withGlobalOptions,
+} from './options.js';
 import { createParser, parserMessage } from './parser.js';
 import { createReporter, type Reporter, type ReporterStreams, reporterKind } from './reporters/reporter.js';
 
@@ -86,6 +94,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         env,
         streams,
         argv,
+        pageSize: pageSizeFrom(args),
         client: () => {
           client ??= (async () => {
             const { createS3Client } = await import('../client.js');

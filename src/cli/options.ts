@@ -32,12 +32,15 @@ const GLOBAL_OPTIONS = {
     default: true,
     describe: 'Sign requests (--no-sign-request: send them unsigned and look up no credentials, for public buckets)',
   },
-  'cli-connect-timeout': { type: 'number', describe: 'Seconds to wait for a connection; 0: no limit [default 10]' },
+  'cli-connect-timeout': { type: 'string', describe: 'Seconds to wait for a connection; 0: no limit [default 10]' },
   'cli-read-timeout': {
-    type: 'number',
+    type: 'string',
     describe: 'Seconds a connection may stay silent mid-request before the attempt fails and is retried; 0: no limit [default 60]',
   },
-  'page-size': { type: 'number', describe: 'Keys per listing request (ls, rm and cp --recursive, sync), 1–1000 [default 1000]' },
+  'page-size': {
+    type: 'number',
+    describe: 'Keys per listing request of ls, rm and cp --recursive, sync (stores give at most 1000) [default 1000]',
+  },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Print errors only' },
   'only-show-errors': { type: 'boolean', default: false, describe: 'Print errors and warnings only (as the aws CLI)' },
   progress: { type: 'boolean', default: true, describe: 'Show progress (--no-progress: only the result line)' },
@@ -52,11 +55,15 @@ const UPLOAD_OPTIONS = {
   'content-disposition': { type: 'string', describe: 'Content-Disposition header' },
   'content-encoding': { type: 'string', describe: 'Content-Encoding header' },
   'content-language': { type: 'string', describe: 'Content-Language header' },
-  expires: { type: 'string', describe: 'Expires header: the date and time the object stops being cacheable (ISO 8601)' },
+  expires: {
+    type: 'string',
+    describe:
+      'Expires header: the date and time the object stops being cacheable (ISO 8601, UTC when no zone is given; an HTTP date; epoch seconds)',
+  },
   'website-redirect': { type: 'string', describe: "Where a website bucket redirects this object's requests (/path or URL)" },
   'guess-mime-type': {
     type: 'boolean',
-    describe: 'Content-Type from the file name (--no-guess-mime-type: none, the store decides) [default: true]',
+    describe: 'Content-Type from the file name (--no-guess-mime-type: application/octet-stream unless --content-type) [default: true]',
   },
   metadata: { type: 'string', describe: 'User metadata: key=value,key2=value2 or {"key":"value"}' },
   'storage-class': { type: 'string', describe: 'STANDARD, STANDARD_IA, GLACIER_IR, …' },
@@ -197,8 +204,8 @@ export interface GlobalArgs {
   caBundle?: string;
   verifySsl: boolean;
   signRequest: boolean;
-  cliConnectTimeout?: number;
-  cliReadTimeout?: number;
+  cliConnectTimeout?: string;
+  cliReadTimeout?: string;
   pageSize?: number;
   quiet: boolean;
   onlyShowErrors: boolean;
@@ -250,15 +257,19 @@ export function clientOptionsFrom(args: GlobalArgs, env: NodeJS.ProcessEnv, tran
   };
 }
 
-/** Seconds from a timeout flag as milliseconds (0: no limit). @throws {UsageError} code `InvalidTimeout`. */
-function timeoutMs(flag: string, seconds: number | undefined): number | undefined {
-  if (seconds === undefined) return undefined;
+/**
+ * Seconds from a timeout flag as milliseconds (`0`: no limit; a fraction is rounded up, so that
+ * no positive value turns into "no limit"). An empty value (`--cli-read-timeout "$UNSET"`) is refused.
+ * @throws {UsageError} code `InvalidTimeout`.
+ */
+function timeoutMs(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : Number.NaN;
   // Node's timers take at most 2^31 − 1 ms.
-  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 2_147_483) {
-    const given = Number.isNaN(seconds) ? 'not a number' : `"${seconds}"`;
-    throw new UsageError(`invalid ${flag} ${given}: expected seconds from 0 (no limit) to 2147483`, 'InvalidTimeout');
+  if (!(seconds <= 2_147_483)) {
+    throw new UsageError(`invalid ${flag} "${text}": expected seconds from 0 (no limit) to 2147483`, 'InvalidTimeout');
   }
-  return Math.round(seconds * 1000);
+  return Math.ceil(seconds * 1000);
 }
 
 /**
@@ -272,13 +283,17 @@ export function checkGlobalFlags(args: GlobalArgs): void {
   pageSizeFrom(args);
 }
 
-/** Keys per listing request from `--page-size`. @throws {UsageError} code `InvalidPageSize`. */
+/**
+ * Keys per listing request from `--page-size`: a whole number from 1 (the aws CLI sets no upper
+ * bound; stores answer at most 1,000 keys a page whatever is asked).
+ * @throws {UsageError} code `InvalidPageSize`.
+ */
 export function pageSizeFrom(args: Pick<GlobalArgs, 'pageSize'>): number | undefined {
   const size = args.pageSize;
   if (size === undefined) return undefined;
-  if (!Number.isInteger(size) || size < 1 || size > 1000) {
+  if (!Number.isInteger(size) || size < 1 || size > 2 ** 31 - 1) {
     const given = Number.isNaN(size) ? 'not a number' : `"${size}"`;
-    throw new UsageError(`invalid --page-size ${given}: expected a whole number from 1 to 1000`, 'InvalidPageSize');
+    throw new UsageError(`invalid --page-size ${given}: expected a whole number from 1`, 'InvalidPageSize');
   }
   return size;
 }
@@ -303,7 +318,16 @@ export function transferConfigFrom(args: GlobalArgs): Partial<TransferConfig> {
 export function givenUploadFlags(args: object): string[] {
   return Object.keys(UPLOAD_OPTIONS)
     .filter((name) => (args as Record<string, unknown>)[name] !== undefined)
-    .map((name) => `--${name}`);
+    .map((name) => ((args as Record<string, unknown>)[name] === false ? `--no-${name}` : `--${name}`));
+}
+
+/**
+ * Object settings on a download are refused rather than ignored.
+ * @throws {UsageError} code `UploadOnlyFlag`, naming the flags as typed.
+ */
+export function refuseUploadFlags(args: object): void {
+  const flags = givenUploadFlags(args);
+  if (flags.length > 0) throw new UsageError(`${flags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
 }
 
 /** Object properties from upload flags. */
@@ -326,11 +350,35 @@ export function uploadExtraArgsFrom(args: UploadArgs): UploadExtraArgs {
   return Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)) as UploadExtraArgs;
 }
 
-/** `--expires` as a Date: an ISO 8601 date and time (or anything `Date` reads unambiguously). @throws {UsageError} */
-function parseExpires(text: string): Date {
-  const date = new Date(text);
-  if (text.trim() === '' || Number.isNaN(date.getTime())) {
-    throw new UsageError(`invalid --expires "${text}": expected a date and time such as 2027-01-31T12:00:00Z`, 'InvalidExpires');
+/** ISO 8601 as botocore takes it: a date, an optional time, an optional zone. */
+const ISO_DATE_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?(Z|[+-]\d{2}:?\d{2})?$/i;
+/** RFC 1123, the HTTP date: `Sun, 31 Jan 2027 12:00:00 GMT`. */
+const HTTP_DATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/**
+ * `--expires` as a Date, read as botocore reads a timestamp: ISO 8601 (without a zone: UTC, not
+ * the machine's zone), an HTTP date, or seconds since the epoch. Anything else is refused (V8's
+ * own parser would take "next week 5" as a date in 2001).
+ * @throws {UsageError} code `InvalidExpires`.
+ */
+export function parseExpires(text: string): Date {
+  const value = text.trim();
+  let date = new Date(Number.NaN);
+  const iso = ISO_DATE_TIME.exec(value);
+  if (/^\d+$/.test(value)) date = new Date(Number(value) * 1000);
+  else if (iso) {
+    const [, day, time, zone] = iso;
+    // `Date` rolls 2027-02-30 over to March: the day must exist as written.
+    const midnight = new Date(`${day}T00:00:00Z`);
+    if (!Number.isNaN(midnight.getTime()) && midnight.toISOString().slice(0, 10) === day) {
+      date = new Date(`${day}T${time ?? '00:00:00'}${zone ?? 'Z'}`);
+    }
+  } else if (HTTP_DATE.test(value)) date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    throw new UsageError(
+      `invalid --expires "${text}": expected an ISO 8601 date and time (2027-01-31T12:00:00Z; UTC when no zone is given), an HTTP date or epoch seconds`,
+      'InvalidExpires',
+    );
   }
   return date;
 }

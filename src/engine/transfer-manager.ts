@@ -50,8 +50,8 @@ export interface UploadTransferOptions extends TransferOptions {
   extraArgs?: UploadExtraArgs;
   /**
    * Without a ContentType in `extraArgs`, set one from the file name's extension (`.html` →
-   * `text/html`). Default true; false leaves it to the store (most say `binary/octet-stream`), as
-   * the aws CLI's `--no-guess-mime-type` and boto3's `upload_file` do.
+   * `text/html`). Default true. With false (the aws CLI's `--no-guess-mime-type`), or for a name
+   * of no known type: `application/octet-stream`, whatever the size.
    */
   guessContentType?: boolean;
 }

@@ -18,6 +18,11 @@ export interface ListS3Options {
    * `ls` without `--recursive` does (`/`). Default: none (every key under the prefix).
    */
   delimiter?: string;
+  /**
+   * With a `delimiter`: within each page, the common prefixes first, then the objects, as
+   * `aws s3 ls` prints them. Default false: each page is one run in key order (what a merge needs).
+   */
+  prefixesFirst?: boolean;
   /** Keys per ListObjectsV2 page (`MaxKeys`). Default: the server's, 1,000 on AWS. */
   pageSize?: number;
   /** Cancels the request in flight; the generator throws a TransferAbortedError. Default: none. */
@@ -66,7 +71,7 @@ export async function* listS3(
     }
     // A store that ignores EncodingType does not echo it: its keys are not encoded.
     const decode = page.EncodingType === 'url' ? decodeKey : (key: string) => key;
-    const entries: S3ListingEntry[] = [];
+    const objects: S3ListingEntry[] = [];
     for (const object of page.Contents ?? []) {
       if (object.Key === undefined) continue;
       const key = decode(object.Key);
@@ -79,17 +84,24 @@ export async function* listS3(
         ...(key.endsWith('/') ? { isDirMarker: true } : {}),
         s3: { bucket, key, ...(object.StorageClass === undefined ? {} : { storageClass: object.StorageClass }) },
       };
-      entries.push(entry);
+      objects.push(entry);
     }
+    const prefixes: S3ListingEntry[] = [];
     for (const common of page.CommonPrefixes ?? []) {
       if (common.Prefix === undefined) continue;
       const key = decode(common.Prefix);
       const entry: PrefixEntry = { kind: 'prefix', relative: relativeKey(key, prefix, context), s3: { bucket, key } };
-      entries.push(entry);
+      prefixes.push(entry);
     }
-    // S3 returns Contents and CommonPrefixes as two lists; together they are one sorted run.
-    if (page.CommonPrefixes?.length && page.Contents?.length) entries.sort((a, b) => compareKeys(a.relative, b.relative));
-    yield* entries;
+    if (options.prefixesFirst) {
+      yield* prefixes;
+      yield* objects;
+    } else {
+      // S3 returns Contents and CommonPrefixes as two lists; together they are one sorted run.
+      const entries = objects.concat(prefixes);
+      if (prefixes.length > 0 && objects.length > 0) entries.sort((a, b) => compareKeys(a.relative, b.relative));
+      yield* entries;
+    }
 
     if (!page.IsTruncated) return;
     const next = page.NextContinuationToken;

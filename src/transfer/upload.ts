@@ -34,6 +34,9 @@ export type { UploadExtraArgs } from './extra-args.js';
  */
 export const PART_SIZE_METADATA = 's3xfer-part-size';
 
+/** The Content-Type of an object whose type is neither given nor guessed, whatever its size. */
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+
 /** One uploaded part, kept for the completion and for checks and resumes built on it. */
 export interface UploadedPart {
   partNumber: number;
@@ -66,12 +69,15 @@ export async function runUpload(
   try {
     t.events.queued(source.size);
     t.throwIfAborted();
-    const contentType = extraArgs.ContentType ?? (guessContentType ? mime.getType(filename) : undefined) ?? undefined;
+    // Without a type, the SDK would send application/octet-stream with a PutObject and nothing with
+    // a CreateMultipartUpload (the store's default then, binary/octet-stream on S3): one type for
+    // every size instead.
+    const contentType = extraArgs.ContentType || (guessContentType ? mime.getType(filename) : undefined) || DEFAULT_CONTENT_TYPE;
     const params: PutObjectCommandInput = {
       ...extraArgs,
       Bucket: t.bucket,
       Key: t.key,
-      ...(contentType ? { ContentType: contentType } : {}),
+      ContentType: contentType,
     };
     const plan = planParts(source.size, t.config, 'upload');
     return plan.multipart ? await putInParts(t, source, params, plan) : await putWhole(t, source, params);

@@ -106,6 +106,7 @@ describe('--page-size N: keys per listing request', () => {
   it.each([
     ['ls --recursive', (url: string) => ['ls', '--recursive', url]],
     ['cp --recursive (download)', (url: string, dir: string) => ['cp', '--recursive', url, dir]],
+    ['sync (download)', (url: string, dir: string) => ['sync', url, dir]],
     ['rm --recursive --dryrun', (url: string) => ['rm', '--recursive', '--dryrun', url]],
   ])('%s with --page-size 2 lists 5 keys in 3 requests of max-keys=2; without it, one request', async (_name, argv) => {
     proxy = await startFaultProxy({ upstream: s3Server().endpoint, rules: [] });
@@ -121,6 +122,15 @@ describe('--page-size N: keys per listing request', () => {
     expectExitCode(whole, 0);
     expect(listRequests()).toEqual([null]);
     expect(paged.stdout.split('\n').length).toBe(whole.stdout.split('\n').length);
+  });
+  it('run --page-size 2: the lines of the batch list with it', async () => {
+    proxy = await startFaultProxy({ upstream: s3Server().endpoint, rules: [] });
+    await writeFile(join(work, 'paged.txt'), `ls --recursive s3://${bucket}/paged/\nrm --recursive --dryrun s3://${bucket}/paged/\n`);
+
+    const result = await s3xfer(['run', 'paged.txt', '--page-size', '2'], { env: cliEnv({ AWS_ENDPOINT_URL: proxy.url }) });
+
+    expectExitCode(result, 0);
+    expect(listRequests(), describeResult(result)).toEqual(['2', '2', '2', '2', '2', '2']);
   });
 });
 
@@ -169,10 +179,21 @@ describe('object settings: --expires, --website-redirect, --no-guess-mime-type',
     expect(stored.ContentType).toBe('text/html');
   });
 
-  it('--no-guess-mime-type: an .html file is not stored as text/html, for one file and for a directory', async () => {
+  it('--no-guess-mime-type: an .html file is stored as application/octet-stream, in one PUT, in parts and in a directory job', async () => {
     await writeFile(join(work, 'plain.html'), '<p>plain</p>');
+    await writeFile(join(work, 'big.html'), Buffer.alloc(6 * 1024 * 1024, 'a'));
 
     const one = await s3xfer(['cp', 'plain.html', `s3://${bucket}/noguess/plain.html`, '--no-guess-mime-type']);
+    const parts = await s3xfer([
+      'cp',
+      'big.html',
+      `s3://${bucket}/noguess/big.html`,
+      '--no-guess-mime-type',
+      '--multipart-threshold',
+      '5MiB',
+      '--part-size',
+      '5MiB',
+    ]);
     const tree = await s3xfer([
       'cp',
       '--recursive',
@@ -185,18 +206,53 @@ describe('object settings: --expires, --website-redirect, --no-guess-mime-type',
       '--no-guess-mime-type',
     ]);
 
-    expectExitCode(one, 0);
-    expectExitCode(tree, 0);
-    for (const key of ['noguess/plain.html', 'noguess-tree/plain.html']) expect((await head(key)).ContentType).not.toMatch(/html/);
+    for (const result of [one, parts, tree]) expectExitCode(result, 0);
+    expect((await head('noguess/big.html')).ETag).toMatch(/-2"$/);
+    for (const key of ['noguess/plain.html', 'noguess/big.html', 'noguess-tree/plain.html']) {
+      expect((await head(key)).ContentType, key).toBe('application/octet-stream');
+    }
   });
 
-  it('--expires on a download is refused as an upload-only setting (exit 2), no file made', async () => {
-    const dir = await tempDir('s3xfer-expires-down-');
+  it('a file of no known type gets application/octet-stream whatever its size (the store would say binary/octet-stream for a multipart upload)', async () => {
+    await writeFile(join(work, 'big.unknownext'), Buffer.alloc(6 * 1024 * 1024, 'b'));
 
-    const result = await s3xfer(['cp', `s3://${bucket}/site/page.html`, join(dir, 'page.html'), '--expires', '2027-01-31']);
+    const result = await s3xfer([
+      'cp',
+      'big.unknownext',
+      `s3://${bucket}/typeless/big.unknownext`,
+      '--multipart-threshold',
+      '5MiB',
+      '--part-size',
+      '5MiB',
+    ]);
+
+    expectExitCode(result, 0);
+    expect((await head('typeless/big.unknownext')).ContentType).toBe('application/octet-stream');
+  });
+
+  it('--expires without a zone is UTC, whatever the zone of the machine', async () => {
+    await writeFile(join(work, 'zone.txt'), 'z');
+
+    const result = await s3xfer(['cp', 'zone.txt', `s3://${bucket}/zone.txt`, '--expires', '2027-01-31T12:00'], {
+      env: cliEnv({ TZ: 'America/New_York' }),
+    });
+
+    expectExitCode(result, 0);
+    expect((await head('zone.txt')).ExpiresString).toBe('Sun, 31 Jan 2027 12:00:00 GMT');
+  });
+
+  it.each([
+    [['cp', '--expires', '2027-01-31'], '--expires'],
+    [['cp', '--recursive', '--website-redirect', '/x'], '--website-redirect'],
+    [['sync', '--no-guess-mime-type'], '--no-guess-mime-type'],
+  ])('%j on a download is refused as an upload-only setting, named as typed (exit 2), nothing made', async ([command, ...flags], named) => {
+    const dir = await tempDir('s3xfer-upload-flag-down-');
+    const source = command === 'cp' && !flags.includes('--recursive') ? `s3://${bucket}/site/page.html` : `s3://${bucket}/site/`;
+
+    const result = await s3xfer([command!, source, join(dir, 'out'), ...flags]);
 
     expectExitCode(result, 2);
-    expect(errorLines(result.stderr)).toEqual(['s3xfer: error: --expires: object settings apply to uploads only']);
+    expect(errorLines(result.stderr)).toEqual([`s3xfer: error: ${named}: object settings apply to uploads only`]);
     expect(await readdir(dir)).toEqual([]);
   });
 });

@@ -273,22 +273,23 @@ describe('ls', () => {
     expect(lines(result.stdout)).toContainEqual(expect.stringMatching(new RegExp(`^${TIME} ${escapeRegExp(bucket)}$`)));
   });
 
-  it('lists objects and PRE prefixes one level down; --recursive every key; --human-readable; --summarize', async () => {
+  it('lists PRE prefixes and objects one level down; --recursive every key; --human-readable; --summarize (as the aws CLI prints them)', async () => {
     const level = await s3xfer(['ls', url('ls/')]);
     expectExitCode(level, 0);
+    // As the aws CLI prints them: the prefixes of each page first, then its objects.
     expect(lines(level.stdout)).toEqual([
+      `${' '.repeat(27)}PRE sub/`,
       expect.stringMatching(new RegExp(`^${TIME} {10}1 a\\.txt$`)),
       expect.stringMatching(new RegExp(`^${TIME} {7}2048 big\\.bin$`)),
-      `${' '.repeat(27)}PRE sub/`,
     ]);
 
     const all = await s3xfer(['ls', '--recursive', '--human-readable', '--summarize', url('ls/')]);
     expectExitCode(all, 0);
     expect(lines(all.stdout).map((line) => line.replace(new RegExp(`^${TIME} `), ''))).toEqual([
-      '       1 B ls/a.txt',
+      '    1 Byte ls/a.txt',
       '   2.0 KiB ls/big.bin',
-      '       2 B ls/sub/deeper/y',
-      '       1 B ls/sub/x',
+      '   2 Bytes ls/sub/deeper/y',
+      '    1 Byte ls/sub/x',
       'Total Objects: 4',
       '   Total Size: 2.0 KiB',
     ]);

@@ -108,6 +108,31 @@ describe('listS3', () => {
     expect(all.filter((e) => e.kind === 'file' && e.isDirMarker).map((e) => e.relative)).toEqual(['', 'b/']);
   });
 
+  it('with prefixesFirst, each page gives its common prefixes before its objects, as `aws s3 ls` prints them', async () => {
+    serveBucket(['d/', 'd/a/x', 'd/a-b', 'd/a0', 'd/b/', 'd/b/y', 'd/c', 'd/e/z']);
+    const page = (entries: Array<{ kind: string; relative: string }>) =>
+      entries.map((e) => `${e.kind === 'prefix' ? 'PRE ' : ''}${e.relative}`);
+    expect(page(await collect(listS3(client, 'bkt', 'd/', { delimiter: '/', prefixesFirst: true })))).toEqual([
+      'PRE a/',
+      'PRE b/',
+      'PRE e/',
+      '',
+      'a-b',
+      'a0',
+      'c',
+    ]);
+    // Page by page: two pages of three, each prefixes first.
+    expect(page(await collect(listS3(client, 'bkt', 'd/', { delimiter: '/', prefixesFirst: true, pageSize: 3 })))).toEqual([
+      'PRE a/',
+      '',
+      'a-b',
+      'PRE b/',
+      'a0',
+      'c',
+      'PRE e/',
+    ]);
+  });
+
   it('decodes URL-encoded keys when the store encoded them, and only then', async () => {
     const keys = ['a b', 'a+b', 'a%20b', 'x/é', 'ctl\u0001'];
     serveBucket(keys, { encode: true });

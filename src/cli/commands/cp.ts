@@ -5,7 +5,7 @@ import { resolveDownloadPath } from '../../sinks/download-file.js';
 import { openSourceFile } from '../../sources/file-source.js';
 import type { CliCommand, CommandContext } from '../command.js';
 import {
-  givenUploadFlags,
+  refuseUploadFlags,
   type UploadArgs,
   uploadExtraArgsFrom,
   withStreamOptions,
@@ -70,10 +70,7 @@ async function runTransfer(args: TransferArgs, expected: Expected, context: Comm
       'WrongDirection',
     );
   }
-  const uploadFlags = givenUploadFlags(args);
-  if (direction === 'download' && uploadFlags.length > 0) {
-    throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
-  }
+  if (direction === 'download') refuseUploadFlags(args);
   const extraArgs = uploadExtraArgsFrom(args);
   if (args.dryrun) return planTransfer(from, to, context);
   const manager = await context.manager();

@@ -1,10 +1,8 @@
-import { formatBytes } from '../../config.js';
 import { parseS3Url } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { type GlobalArgs, pageSizeFrom } from '../options.js';
 
-interface LsArgs extends Pick<GlobalArgs, 'pageSize'> {
+interface LsArgs {
   path?: string;
   recursive?: boolean;
   humanReadable?: boolean;
@@ -53,7 +51,7 @@ export const lsCommand: CliCommand = {
       return undefined;
     }
     const location = parseS3Url(args.path);
-    const size = (bytes: number) => (args.humanReadable ? formatBytes(bytes) : String(bytes)).padStart(10);
+    const size = (bytes: number) => (args.humanReadable ? humanReadableSize(bytes) : String(bytes)).padStart(10);
     // Names are shown relative to the prefix's last '/', as the aws CLI does (`ls s3://b/ph` shows `photos/`).
     const shownFrom = args.recursive ? 0 : location.key.lastIndexOf('/') + 1;
     let objects = 0;
@@ -61,8 +59,8 @@ export const lsCommand: CliCommand = {
     let bytes = 0;
     const listing = listS3(client, location.bucket, location.key, {
       signal: context.abortSignal,
-      pageSize: pageSizeFrom(args),
-      ...(args.recursive ? {} : { delimiter: '/' }),
+      pageSize: context.pageSize,
+      ...(args.recursive ? {} : { delimiter: '/', prefixesFirst: true }),
     });
     for await (const entry of listing) {
       const key = entry.s3!.key;
@@ -91,7 +89,7 @@ export const lsCommand: CliCommand = {
     if (args.summarize) {
       reporter.output({
         // Three lines (a blank one first), as the aws CLI prints them: each is made printable on its own.
-        text: ['', `Total Objects: ${objects}`, `   Total Size: ${args.humanReadable ? formatBytes(bytes) : bytes}`],
+        text: ['', `Total Objects: ${objects}`, `   Total Size: ${args.humanReadable ? humanReadableSize(bytes) : bytes}`],
         json: { type: 'total', objects, bytes },
       });
     }
@@ -101,3 +99,30 @@ export const lsCommand: CliCommand = {
     return undefined;
   },
 };
+
+const HUMAN_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+/**
+ * A size as `aws s3 ls --human-readable` prints it, so that scripts reading either get the same
+ * text: `1 Byte`, `10 Bytes`, then one decimal in the unit that keeps the number below 1024
+ * (`1023.5 KiB`, `1.0 MiB`), rounded as Python's `%.1f` rounds (a tie to the even digit).
+ */
+export function humanReadableSize(bytes: number): string {
+  if (bytes === 1) return '1 Byte';
+  if (bytes < 1024) return `${bytes} Bytes`;
+  for (let i = 0; i < HUMAN_UNITS.length; i++) {
+    const unit = 1024 ** (i + 2);
+    if (Math.round((bytes / unit) * 1024) < 1024 || i === HUMAN_UNITS.length - 1) {
+      return `${oneDecimal((1024 * bytes) / unit)} ${HUMAN_UNITS[i]}`;
+    }
+  }
+  return `${bytes} Bytes`; // not reached
+}
+
+/** `value` with one decimal as Python's `'%.1f'`: the exact value rounded, a tie (x.x5, exact in binary only as x.25 or x.75) to even. */
+function oneDecimal(value: number): string {
+  const tie = Number.isInteger(value * 4) && !Number.isInteger(value * 2);
+  if (!tie) return value.toFixed(1);
+  const down = Math.floor(value * 10);
+  return ((down % 2 === 0 ? down : down + 1) / 10).toFixed(1);
+}

@@ -4,7 +4,7 @@ import { LocalFileError, UsageError } from '../../errors.js';
 import { parseLocation, type S3Location } from '../../location.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { type GlobalArgs, givenUploadFlags, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
+import { type GlobalArgs, refuseUploadFlags, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
 
 /** The operands and flags of a `cp` that streams through stdin or stdout. */
 export interface StreamCopyArgs extends UploadArgs, GlobalArgs {
@@ -62,8 +62,7 @@ export async function copyStream(
 
   if (args.expectedSize !== undefined)
     throw new UsageError('--expected-size goes with uploads from stdin (cp - s3://bucket/key)', 'BadUsage');
-  const uploadFlags = givenUploadFlags(args);
-  if (uploadFlags.length > 0) throw new UsageError(`${uploadFlags.join(', ')}: object settings apply to uploads only`, 'UploadOnlyFlag');
+  refuseUploadFlags(args);
   const from = streamEnd(args.source, 'downloads to stdout ("-") take an s3://bucket/key source');
   try {
     // The manager's reporter writes to stderr here: main saw stdoutIsData.

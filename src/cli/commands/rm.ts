@@ -2,10 +2,10 @@ import { UsageError } from '../../errors.js';
 import { formatS3Url, parseS3Url } from '../../location.js';
 import type { CliCommand } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { filterRulesFrom, type GlobalArgs, pageSizeFrom, TREE_OPTIONS } from '../options.js';
+import { filterRulesFrom, TREE_OPTIONS } from '../options.js';
 import { FILTER_OPTIONS, treeEvents } from './tree.js';
 
-interface RmArgs extends Pick<GlobalArgs, 'pageSize'> {
+interface RmArgs {
   target: string;
   recursive?: boolean;
   dryrun?: boolean;
@@ -41,7 +41,7 @@ export const rmCommand: CliCommand = {
       recursive: args.recursive ?? false,
       filters: rules,
       dryRun,
-      pageSize: pageSizeFrom(args),
+      pageSize: context.pageSize,
       signal: context.abortSignal,
       onDeleted: (key) => events.onPlanned?.({ action: 'delete', destination: formatS3Url(target.bucket, key) }),
       onError: (key, error) => events.onDeleteFailed?.(formatS3Url(target.bucket, key), error),

@@ -3,9 +3,10 @@ import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-
 import { EndpointUnreachable } from '../../engine/stop-reasons.js';
 import type { TransferManager } from '../../engine/transfer-manager.js';
 import { type S3xferError, TransferAbortedError } from '../../errors.js';
+import { parseLocation } from '../../location.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
-import { filterRulesFrom, type GlobalArgs, pageSizeFrom, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
+import { filterRulesFrom, refuseUploadFlags, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
 import type { Reporter } from '../reporters/reporter.js';
 
 /**
@@ -19,7 +20,8 @@ export const FILTER_OPTIONS = {
 } as const;
 
 /** The flags cp --recursive and sync share. */
-export interface TreeArgs extends UploadArgs, Pick<GlobalArgs, 'pageSize'> {
+export interface TreeArgs extends UploadArgs {
+  source: string;
   dryrun?: boolean;
   followSymlinks?: boolean;
   shard?: string;
@@ -27,6 +29,7 @@ export interface TreeArgs extends UploadArgs, Pick<GlobalArgs, 'pageSize'> {
 
 /** The options of a directory job from its flags: filters in argv order, shard, events for the reporter. */
 export function treeOptionsFrom(args: TreeArgs, context: CommandContext): TreeOptions {
+  if (parseLocation(args.source).kind === 's3') refuseUploadFlags(args);
   const dryRun = args.dryrun ?? false;
   return {
     filters: filterRulesFrom(context.argv),
@@ -35,7 +38,7 @@ export function treeOptionsFrom(args: TreeArgs, context: CommandContext): TreeOp
     dryRun,
     extraArgs: uploadExtraArgsFrom(args),
     guessContentType: args.guessMimeType ?? true,
-    pageSize: pageSizeFrom(args),
+    pageSize: context.pageSize,
     events: treeEvents(context.reporter, dryRun),
   };
 }
