@@ -10,7 +10,7 @@ import type { CliCommand, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import {
-  checkGlobalFlags,
+  checkTimeoutFlags,
   clientOptionsFrom,
   type GlobalArgs,
   pageSizeFrom,
@@ -73,7 +73,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
       json = args.json;
       // Validated before anything runs: a bad value is a usage error, never a failed transfer.
       const config = resolveTransferConfig(transferConfigFrom(args));
-      checkGlobalFlags(args);
+      const pageSize = pageSizeFrom(args);
+      checkTimeoutFlags(args);
       // With the object on stdout (`cp s3://… -`), everything printed goes to stderr, JSON included.
       const output = command.stdoutIsData?.(args, argv) ? { stdout: streams.stderr, stderr: streams.stderr } : streams;
       reporter = await createReporter(reporterKind(args, streams, env), output, { progress: args.progress });
@@ -94,7 +95,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, streams: Repo
         env,
         streams,
         argv,
-        pageSize: pageSizeFrom(args),
+        pageSize,
         client: () => {
           client ??= (async () => {
             const { createS3Client } = await import('../client.js');

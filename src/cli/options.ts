@@ -273,14 +273,13 @@ function timeoutMs(flag: string, text: string | undefined): number | undefined {
 }
 
 /**
- * Checks the global flags that are read only when a client is made or a listing starts, so that a
- * bad value is refused before anything runs, whatever the command (a `--dryrun` makes no client).
- * @throws {UsageError}
+ * Checks the timeout flags, which are read only when a client is made, so that a bad value is
+ * refused before anything runs, whatever the command (a `--dryrun` makes no client).
+ * @throws {UsageError} code `InvalidTimeout`.
  */
-export function checkGlobalFlags(args: GlobalArgs): void {
+export function checkTimeoutFlags(args: GlobalArgs): void {
   timeoutMs('--cli-connect-timeout', args.cliConnectTimeout);
   timeoutMs('--cli-read-timeout', args.cliReadTimeout);
-  pageSizeFrom(args);
 }
 
 /**

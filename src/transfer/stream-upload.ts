@@ -18,7 +18,7 @@ import type { TransferResult } from '../events.js';
 import { abortMultipartUpload, storedObject } from './completed-upload.js';
 import { fileErrorReason, isAbortError } from './error-mapping.js';
 import { checkExtraArgs, UPLOAD_EXTRA_ARGS } from './extra-args.js';
-import { createMultipartUpload, DEFAULT_CONTENT_TYPE, PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
+import { contentTypeFor, createMultipartUpload, PART_SIZE_METADATA, type UploadExtraArgs } from './upload.js';
 
 /** Options of {@link TransferManager.uploadStream}. */
 export interface StreamUploadOptions extends TransferOptions {
@@ -146,8 +146,8 @@ export async function runStreamUpload(t: TransferContext, body: Readable, option
   const upload = new Upload({
     client: sender.client,
     params: {
-      ContentType: DEFAULT_CONTENT_TYPE,
       ...extraArgs,
+      ContentType: contentTypeFor(extraArgs.ContentType),
       Bucket: t.bucket,
       Key: t.key,
       Body: source,

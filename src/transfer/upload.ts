@@ -34,8 +34,15 @@ export type { UploadExtraArgs } from './extra-args.js';
  */
 export const PART_SIZE_METADATA = 's3xfer-part-size';
 
-/** The Content-Type of an object whose type is neither given nor guessed, whatever its size. */
-export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+/**
+ * The Content-Type an upload sends: the one given, else the one of `name`'s extension, else
+ * application/octet-stream. Without one, the SDK would send application/octet-stream with a
+ * PutObject and nothing with a CreateMultipartUpload (the store's default then, binary/octet-stream
+ * on S3): this gives every object one type whatever its size, and a file and a stream the same.
+ */
+export function contentTypeFor(given: string | undefined, name?: string): string {
+  return given || (name === undefined ? undefined : mime.getType(name)) || 'application/octet-stream';
+}
 
 /** One uploaded part, kept for the completion and for checks and resumes built on it. */
 export interface UploadedPart {
@@ -69,15 +76,11 @@ export async function runUpload(
   try {
     t.events.queued(source.size);
     t.throwIfAborted();
-    // Without a type, the SDK would send application/octet-stream with a PutObject and nothing with
-    // a CreateMultipartUpload (the store's default then, binary/octet-stream on S3): one type for
-    // every size instead.
-    const contentType = extraArgs.ContentType || (guessContentType ? mime.getType(filename) : undefined) || DEFAULT_CONTENT_TYPE;
     const params: PutObjectCommandInput = {
       ...extraArgs,
       Bucket: t.bucket,
       Key: t.key,
-      ContentType: contentType,
+      ContentType: contentTypeFor(extraArgs.ContentType, guessContentType ? filename : undefined),
     };
     const plan = planParts(source.size, t.config, 'upload');
     return plan.multipart ? await putInParts(t, source, params, plan) : await putWhole(t, source, params);

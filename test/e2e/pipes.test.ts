@@ -135,6 +135,18 @@ describe('cp - s3://bucket/key (upload from stdin)', () => {
     expect(head).toMatchObject({ ETag: md5Etag(data), ContentLength: data.length, ContentType: 'text/plain' });
   });
 
+  it('a stream without --content-type is application/octet-stream, in one PutObject and in parts (as a file is)', async () => {
+    for (const [key, size] of [
+      ['stdin/typeless-one', 1024],
+      ['stdin/typeless-parts', 6 * MiB],
+    ] as const) {
+      const result = await withStdin(['cp', '-', url(key), '--json', '--part-size', '5MiB'], Buffer.alloc(size, 'x'));
+      expect(jsonResult(result)).toMatchObject({ bytes: size, multipart: size > 5 * MiB });
+      const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      expect(head.ContentType, key).toBe('application/octet-stream');
+    }
+  });
+
   it('uploads an empty stdin as an empty object', async () => {
     const result = await withStdin(['cp', '-', url('stdin/empty'), '--json'], Buffer.alloc(0));
     expect(jsonResult(result)).toMatchObject({ bytes: 0, parts: 1, multipart: false, etag: md5Etag(Buffer.alloc(0)) });

@@ -107,8 +107,10 @@ async function planTransfer(from: Location, to: Location, context: CommandContex
 /** `cp --recursive DIR s3://bucket/prefix/` or `cp --recursive s3://bucket/prefix/ DIR`. */
 async function copyRecursive(args: TransferArgs, context: CommandContext): Promise<number> {
   const { copyTree } = await import('../../directory/tree-jobs.js');
+  const source = parseLocation(args.source);
+  const options = treeOptionsFrom(args, source, context);
   const manager = await context.manager();
-  const job = copyTree(manager, parseLocation(args.source), parseLocation(args.destination ?? '.'), treeOptionsFrom(args, context));
+  const job = copyTree(manager, source, parseLocation(args.destination ?? '.'), options);
   return finishTree(context, job);
 }
 

@@ -110,13 +110,9 @@ const HUMAN_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 export function humanReadableSize(bytes: number): string {
   if (bytes === 1) return '1 Byte';
   if (bytes < 1024) return `${bytes} Bytes`;
-  for (let i = 0; i < HUMAN_UNITS.length; i++) {
-    const unit = 1024 ** (i + 2);
-    if (Math.round((bytes / unit) * 1024) < 1024 || i === HUMAN_UNITS.length - 1) {
-      return `${oneDecimal((1024 * bytes) / unit)} ${HUMAN_UNITS[i]}`;
-    }
-  }
-  return `${bytes} Bytes`; // not reached
+  let unit = 0;
+  while (unit < HUMAN_UNITS.length - 1 && Math.round(bytes / 1024 ** (unit + 1)) >= 1024) unit++;
+  return `${oneDecimal(bytes / 1024 ** (unit + 1))} ${HUMAN_UNITS[unit]}`;
 }
 
 /** `value` with one decimal as Python's `'%.1f'`: the exact value rounded, a tie (x.x5, exact in binary only as x.25 or x.75) to even. */

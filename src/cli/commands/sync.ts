@@ -32,9 +32,11 @@ export const syncCommand: CliCommand = {
     if (args.sizeOnly && args.exactTimestamps)
       throw new UsageError('--size-only and --exact-timestamps cannot be used together', 'ConflictingFlags');
     const { syncTree } = await import('../../directory/tree-jobs.js');
+    const source = parseLocation(args.source);
+    const options = treeOptionsFrom(args, source, context);
     const manager = await context.manager();
-    const job = syncTree(manager, parseLocation(args.source), parseLocation(args.destination), {
-      ...treeOptionsFrom(args, context),
+    const job = syncTree(manager, source, parseLocation(args.destination), {
+      ...options,
       mode: args.sizeOnly ? 'size-only' : args.exactTimestamps ? 'exact-timestamps' : 'size-and-mtime',
       deleteExtra: args.delete ?? false,
     });

@@ -3,7 +3,7 @@ import type { TreeEvents, TreeOptions, TreeSummary } from '../../directory/tree-
 import { EndpointUnreachable } from '../../engine/stop-reasons.js';
 import type { TransferManager } from '../../engine/transfer-manager.js';
 import { type S3xferError, TransferAbortedError } from '../../errors.js';
-import { parseLocation } from '../../location.js';
+import type { Location } from '../../location.js';
 import type { CommandContext } from '../command.js';
 import { EXIT } from '../exit-codes.js';
 import { filterRulesFrom, refuseUploadFlags, TREE_OPTIONS, type UploadArgs, uploadExtraArgsFrom } from '../options.js';
@@ -21,15 +21,15 @@ export const FILTER_OPTIONS = {
 
 /** The flags cp --recursive and sync share. */
 export interface TreeArgs extends UploadArgs {
-  source: string;
   dryrun?: boolean;
   followSymlinks?: boolean;
   shard?: string;
 }
 
 /** The options of a directory job from its flags: filters in argv order, shard, events for the reporter. */
-export function treeOptionsFrom(args: TreeArgs, context: CommandContext): TreeOptions {
-  if (parseLocation(args.source).kind === 's3') refuseUploadFlags(args);
+export function treeOptionsFrom(args: TreeArgs, source: Location, context: CommandContext): TreeOptions {
+  // Object settings on a download are refused, as on a one-file download.
+  if (source.kind === 's3') refuseUploadFlags(args);
   const dryRun = args.dryrun ?? false;
   return {
     filters: filterRulesFrom(context.argv),
