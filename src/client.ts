@@ -4,6 +4,7 @@ import { loadConfig, NODE_REGION_CONFIG_FILE_OPTIONS, NODE_REGION_CONFIG_OPTIONS
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { checkMaxAttempts, DEFAULT_TRANSFER_CONFIG } from './config.js';
 import { UsageError } from './errors.js';
+import { GetRequestHandler } from './get-handler.js';
 import { compileProxyRules, type ProxyOption, tlsOptions } from './network.js';
 import { type ConnectionSettings, directHandler, ProxyRoutingHandler } from './proxy-handler.js';
 
@@ -127,7 +128,15 @@ export function createS3Client(options: S3ClientOptions = {}): S3Client {
     ...(flexibleChecksums === undefined ? {} : { requestChecksumCalculation: checksumMode, responseChecksumValidation: checksumMode }),
     maxAttempts,
     retryStrategy: new PerRequestRetryStrategy(maxAttempts, retryDelayMs),
-    requestHandler: proxyRules ? new ProxyRoutingHandler(proxyRules, connections) : directHandler(connections),
+    // GETs (downloads, listings) over connections whose response bodies skip Node's HTTP client
+    // (get-handler.ts); every other request, and any that a proxy serves, through the SDK's handler.
+    requestHandler: new GetRequestHandler(proxyRules ? new ProxyRoutingHandler(proxyRules, connections) : directHandler(connections), {
+      connectionTimeoutMs,
+      socketTimeoutMs,
+      tls: connections.tls,
+      ...(proxyRules ? { proxyRules } : {}),
+      maxIdle: maxSockets,
+    }) as never,
     // With agents of our own the SDK sends a body at once instead of waiting for `100 Continue`,
     // so the header buys nothing; and http-proxy-agent sends the request line it buffered with
     // the header, relative, on a reused proxy connection (a forward proxy answers 400).

@@ -337,11 +337,11 @@ export class PassDigests {
     }
   }
 
-  /** Stops hashing (the check no longer applies, or the download failed). */
-  stop(): void {
+  /** Stops hashing (the check no longer applies, or the download failed); resolves once no thread holds the file. */
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const digest of this.inFile ?? []) digest.drop();
+    await Promise.all((this.inFile ?? []).map((digest) => digest.drop()));
   }
 
   /** Every unit's digest (call once, after the pass). */

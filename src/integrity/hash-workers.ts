@@ -23,8 +23,9 @@ export const FILE_HASHING_MIN_BYTES = 8 * 1024 * 1024;
 type Message =
   | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number }
   | { type: 'digest'; key: string; algorithm: FileHashAlgorithm; id: number }
-  | { type: 'drop'; keys: string[] };
+  | { type: 'drop'; keys: string[]; id: number };
 
+/** A digest, or an error, or (to a drop) nothing: the file is closed. */
 type Reply = { id: number; digest?: Uint8Array; error?: string };
 
 /**
@@ -73,6 +74,7 @@ parentPort.on('message', (m) => {
     );
   } else {
     for (const key of m.keys) forget(key);
+    parentPort.postMessage({ id: m.id });
   }
 });
 `;
@@ -83,8 +85,12 @@ export interface FileDigest {
   written(start: number, end: number): void;
   /** The digest of everything reported written. Call once. */
   digest(): Promise<Buffer>;
-  /** Forgets the digest (the download failed or the check no longer applies). */
-  drop(): void;
+  /**
+   * Forgets the digest (the download failed or the check no longer applies). Resolves once the
+   * thread has closed the file (a failed download's clean-up waits for it: no descriptor of a
+   * removed temp file stays open); never rejects.
+   */
+  drop(): Promise<void>;
 }
 
 /** One hashing thread and the digests it owes. */
@@ -150,10 +156,11 @@ export class HashWorkers {
         }
         return hashFileRange(path, algorithm, from, to);
       },
-      drop: () => {
+      drop: async () => {
         if (state !== 'open') return;
         state = 'dropped';
-        if (thread && !thread.stopped) thread.worker.postMessage({ type: 'drop', keys: [key] } satisfies Message);
+        if (!thread || thread.stopped) return;
+        await this.ask(thread, { type: 'drop', keys: [key], id: this.nextId++ }).catch(() => undefined);
       },
     };
   }
@@ -164,7 +171,7 @@ export class HashWorkers {
     await Promise.all(threads.map((t) => t?.worker.terminate()));
   }
 
-  private ask(thread: Thread, message: Extract<Message, { type: 'digest' }>): Promise<Buffer> {
+  private ask(thread: Thread, message: Extract<Message, { type: 'digest' | 'drop' }>): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       thread.pending.set(message.id, { resolve, reject });
       thread.worker.ref(); // an awaited reply keeps the process alive
@@ -190,7 +197,7 @@ export class HashWorkers {
       thread.pending.delete(reply.id);
       if (thread.pending.size === 0) worker.unref();
       if (reply.error !== undefined) waiting.reject(new Error(`hashing the downloaded file failed: ${reply.error}`));
-      else waiting.resolve(Buffer.from(reply.digest!));
+      else waiting.resolve(Buffer.from(reply.digest ?? []));
     });
     const stop = (error: Error) => {
       thread.stopped = true;

@@ -78,9 +78,9 @@ export class DownloadVerification {
     return pass;
   }
 
-  /** Lets go of the digests in progress (the download failed). */
-  release(): void {
-    for (const pass of this.passes) pass.stop();
+  /** Lets go of the digests in progress (the download failed); resolves once no hashing thread holds the file. */
+  async release(): Promise<void> {
+    await Promise.all(this.passes.map((pass) => pass.stop()));
   }
 
   /**
@@ -98,7 +98,7 @@ export class DownloadVerification {
     if (!encryption) return;
     this.check = undefined;
     this.reason = `its ETag is not the MD5 of its bytes (${encryption})`;
-    for (const pass of this.passes) pass.stop();
+    for (const pass of this.passes) void pass.stop();
     if (this.context.require) throw this.unverifiable(this.reason);
   }
 

@@ -73,9 +73,9 @@ export async function runDownload(
     if (made.length > 0) t.onFailure(() => removeEmptyDirectories(made));
   }
   const file = await openDownloadSink(target, { size, mtime });
-  const forget = t.onFailure(() => {
-    verification?.release();
-    return file.discard();
+  const forget = t.onFailure(async () => {
+    await verification?.release(); // the hashing thread closes the temp file first
+    await file.discard();
   });
   // A device or pipe takes its bytes in order: one sequential GET.
   const plan = file.positional
@@ -214,8 +214,12 @@ export async function headObject(t: TransferContext, request: GetObjectCommandIn
   }
 }
 
-/** Bytes gathered from a response stream before one write to the file. */
-const WRITE_BATCH_BYTES = 256 * 1024;
+/** Bytes gathered from a response before one write to the file. */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Batch buffers given back by finished range writers, for the next ones (never more than this many kept). */
+const spareBatches: Buffer[] = [];
+const MAX_SPARE_BATCHES = 64;
 
 /** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {
@@ -237,22 +241,29 @@ class RangeGetter {
       await this.transfer.request((signal) => getEmpty(this.transfer, this.request, signal, inspect));
       return;
     }
-    await this.transfer.all(ranges.length, (index, signal) => {
+    await this.transfer.all(ranges.length, async (index, signal) => {
       const range = ranges[index]!;
       const writer = new FileRangeWriter(this.file, range.start, this.transfer, digests);
-      return getRange(this.transfer, this.request, this.size, range, signal, writer, inspect);
+      try {
+        await getRange(this.transfer, this.request, this.size, range, signal, writer, inspect);
+      } finally {
+        writer.release();
+      }
     });
   }
 }
 
 /**
- * Writes a range's chunks at their offsets in 256 KiB batches (chunks arrive in 16–64 KiB pieces:
- * one writev each batch), hashing and reporting progress as each batch is written; a resumed
- * stream goes on after the last batch written, with the same digests and no progress rewound.
+ * Copies a range's bytes into a 1 MiB batch buffer and writes each full batch at its offset (one
+ * write per MiB, whatever pieces the response comes in), hashing and reporting progress as each
+ * batch is written; a resumed stream goes on after the last batch written, with the same digests
+ * and no progress rewound. A chunk is copied before `take` returns (it may be a view of a buffer
+ * the connection reuses): what does not fit in a full batch goes to the next one, while the full
+ * one is written.
  */
 class FileRangeWriter implements RangeReceiver {
-  private batch: Uint8Array[] = [];
-  private batchBytes = 0;
+  private batch: Buffer | undefined;
+  private fill = 0;
 
   constructor(
     private readonly file: DownloadSink,
@@ -262,19 +273,61 @@ class FileRangeWriter implements RangeReceiver {
   ) {}
 
   take(chunk: Uint8Array): Promise<void> | undefined {
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    return this.batchBytes >= WRITE_BATCH_BYTES ? this.keep() : undefined;
+    this.batch ??= takeBatch();
+    const room = WRITE_BATCH_BYTES - this.fill;
+    if (chunk.length < room) {
+      this.batch.set(chunk, this.fill);
+      this.fill += chunk.length;
+      return undefined;
+    }
+    if (chunk.length - room >= WRITE_BATCH_BYTES) return this.takeLarge(Buffer.from(chunk));
+    // The batch fills: it is written while the rest of the chunk starts the next one.
+    this.batch.set(chunk.subarray(0, room), this.fill);
+    const full = this.batch;
+    this.batch = takeBatch();
+    this.fill = chunk.length - room;
+    this.batch.set(chunk.subarray(room), 0);
+    return this.write(full, WRITE_BATCH_BYTES).finally(() => giveBatch(full));
+  }
+
+  /** A chunk larger than a batch (a stream's, never a connection's view), copied first: batch by batch. */
+  private async takeLarge(chunk: Buffer): Promise<void> {
+    for (let offset = 0; offset < chunk.length; ) {
+      const length = Math.min(chunk.length - offset, WRITE_BATCH_BYTES - this.fill);
+      this.batch!.set(chunk.subarray(offset, offset + length), this.fill);
+      this.fill += length;
+      offset += length;
+      if (this.fill === WRITE_BATCH_BYTES) await this.keep();
+    }
   }
 
   async keep(): Promise<void> {
-    if (this.batchBytes === 0) return;
-    const [batch, bytes] = [this.batch, this.batchBytes];
-    this.batch = [];
-    this.batchBytes = 0;
-    await this.file.write(batch, this.position);
-    this.digests?.feed(this.position, batch);
-    this.position += bytes;
-    this.transfer.events.progress(bytes);
+    if (this.fill === 0) return;
+    const fill = this.fill;
+    this.fill = 0;
+    await this.write(this.batch!, fill);
   }
+
+  /** Writes the first `length` bytes of `batch` at the range's position, then hashes and reports them. */
+  private async write(batch: Buffer, length: number): Promise<void> {
+    const bytes = batch.subarray(0, length);
+    await this.file.write([bytes], this.position);
+    this.digests?.feed(this.position, [bytes]);
+    this.position += length;
+    this.transfer.events.progress(length);
+  }
+
+  /** Gives the batch buffer back (the range is done, or failed). */
+  release(): void {
+    if (this.batch) giveBatch(this.batch);
+    this.batch = undefined;
+  }
+}
+
+function takeBatch(): Buffer {
+  return spareBatches.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH_BYTES);
+}
+
+function giveBatch(batch: Buffer): void {
+  if (spareBatches.length < MAX_SPARE_BATCHES) spareBatches.push(batch);
 }

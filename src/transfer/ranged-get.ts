@@ -4,6 +4,7 @@ import { sendS3 } from '../engine/direct-send.js';
 import type { ByteRange } from '../engine/part-plan.js';
 import type { TransferContext } from '../engine/transfer-context.js';
 import { IntegrityError, S3xferError } from '../errors.js';
+import { ResponseBody } from '../get-handler.js';
 
 /** Body of a GetObject response: a Node stream, iterable in chunks. */
 export type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void };
@@ -15,7 +16,11 @@ export type Body = AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => vo
 export interface RangeReceiver {
   /** The first byte not kept yet: where the next request of the range starts. */
   readonly position: number;
-  /** Takes the next chunk of the response (a promise when it must be waited for). */
+  /**
+   * Takes the next chunk of the response (a promise when it must be waited for). The chunk may be
+   * a view of a buffer that is reused as soon as the call returns: a receiver copies what it keeps
+   * before returning.
+   */
   take(chunk: Uint8Array): void | Promise<void>;
   /** Keeps what was taken (at the end of a response, and of a broken one). */
   keep(): void | Promise<void>;
@@ -60,12 +65,19 @@ export async function getRange(
         throw error;
       }
       let received = from;
+      const take = (chunk: Uint8Array) => {
+        received += chunk.length;
+        if (received > range.end + 1) sizeMismatch(t, received - range.start, range.end - range.start + 1);
+        return receiver.take(chunk);
+      };
       try {
-        for await (const chunk of body ?? []) {
-          received += chunk.length;
-          if (received > range.end + 1) sizeMismatch(t, received - range.start, range.end - range.start + 1);
-          const taking = receiver.take(chunk);
-          if (taking) await taking;
+        if (body instanceof ResponseBody) {
+          await body.drain(take); // straight from the connection's buffer (get-handler.ts)
+        } else {
+          for await (const chunk of body ?? []) {
+            const taking = take(chunk);
+            if (taking) await taking;
+          }
         }
       } catch (error) {
         body?.destroy?.();

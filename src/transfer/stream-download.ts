@@ -105,7 +105,7 @@ export async function runStreamDownload(t: TransferContext, writable: Writable, 
       warnings: outcome.warnings,
     });
   } catch (error) {
-    verification?.release();
+    await verification?.release();
     // Report the failure, not the cancellations it caused in the other requests.
     const first = output.failure ?? error;
     // As the manager would report it (an S3 error mapped, with its message), then told what became
@@ -195,9 +195,8 @@ class StreamVerification {
   }
 
   /** Lets go of the digests in progress (the download failed). */
-  release(): void {
-    this.verification.release();
-    for (const pass of this.alternatives) pass.stop();
+  async release(): Promise<void> {
+    await Promise.all([this.verification.release(), ...this.alternatives.map((pass) => pass.stop())]);
   }
 
   /**

@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GetRequestHandler } from '../../src/get-handler.js';
 import { CredentialsError, createS3Client, UsageError } from '../../src/index.js';
 import { assertProfileExists, type ProxyOption, proxyForUrl, resolveCaBundle } from '../../src/network.js';
 import { ProxyRoutingHandler } from '../../src/proxy-handler.js';
@@ -123,11 +124,13 @@ describe('which proxy a request URL goes through', () => {
 });
 
 describe('createS3Client network options', () => {
-  it('without a proxy that could apply, the SDK handler itself (no routing layer, no proxy code)', () => {
+  it('without a proxy that could apply, the SDK handler itself under the GETs (no routing layer, no proxy code)', () => {
+    const inner = (client: ReturnType<typeof createS3Client>) => (client.config.requestHandler as unknown as GetRequestHandler).inner;
     for (const proxy of [undefined, false, { env: {} }, { env: { NO_PROXY: '*' } }] as const) {
-      expect(createS3Client({ proxy }).config.requestHandler).toBeInstanceOf(NodeHttpHandler);
+      expect(createS3Client({ proxy }).config.requestHandler).toBeInstanceOf(GetRequestHandler);
+      expect(inner(createS3Client({ proxy }))).toBeInstanceOf(NodeHttpHandler);
     }
-    expect(createS3Client({ proxy: { env: { HTTPS_PROXY: PROXY } } }).config.requestHandler).toBeInstanceOf(ProxyRoutingHandler);
+    expect(inner(createS3Client({ proxy: { env: { HTTPS_PROXY: PROXY } } }))).toBeInstanceOf(ProxyRoutingHandler);
   });
 
   it('rejects malformed or unsupported proxies, naming the variable', () => {

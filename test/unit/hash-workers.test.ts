@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Check, PassDigests } from '../../src/integrity/checks.js';
 import { HashWorkers } from '../../src/integrity/hash-workers.js';
 import { MiB, tempDir } from '../helpers/files.js';
@@ -84,6 +84,21 @@ describe('a file digest', () => {
     expect(a.toString('hex')).toBe(hex('sha256', bytes.subarray(10, MiB)));
     expect(b.toString('hex')).toBe(hex('sha256', bytes.subarray(0, 10)));
     await pool.close();
+  });
+
+  it('once dropped, no thread holds the file open (a failed download removes its temp file, and its disk can be unmounted)', async () => {
+    const own = join(dir, 'dropped.bin');
+    await writeFile(own, bytes);
+    const openHere = async () => {
+      const fds = await readdir('/proc/self/fd');
+      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return targets.filter((target) => target === own).length;
+    };
+    const digest = workers.fileDigest(own, 'md5');
+    digest.written(0, bytes.length);
+    await vi.waitFor(async () => expect(await openHere()).toBe(1)); // the thread has read it
+    await digest.drop();
+    expect(await openHere()).toBe(0);
   });
 
   it('cannot be asked for once dropped', async () => {
