@@ -12,12 +12,12 @@ import type { ProxyRules, TlsOptions } from './network.js';
  * GET requests over connections of s3xfer's own, whose response bodies go from the socket's read
  * buffer straight to the consumer.
  *
- * Why: a download is mostly response body, and Node's HTTP client costs about 1.5 CPU s per GiB
- * here before a byte is written or hashed: every 64 KiB read is a fresh buffer, which the HTTP
- * parser copies into another fresh buffer, which goes through two streams (the socket's and the
- * response's). The same ranged GETs read into one reused 256 KiB buffer per connection and handed
- * on as views cost about 0.6 CPU s per GiB, and take 0.6–0.8 of the wall time on this machine,
- * whose two cores the store shares (BENCHMARKS.md, "Download: the response bodies").
+ * Why: a download is mostly response body, and Node's HTTP client spends about 1 CPU s of user
+ * time per GiB on it here before a byte is written or hashed: every 64 KiB read is a fresh buffer,
+ * which the HTTP parser copies into another fresh buffer, which goes through two streams (the
+ * socket's and the response's). Read into one reused 256 KiB buffer per connection and handed on
+ * as views, the same GETs cost a third less user time and 30 MiB less memory (BENCHMARKS.md,
+ * "Download: the response bodies").
  *
  * What is s3xfer's here is only the connection handling: a keep-alive pool per origin, the
  * request's head written as Node writes it, timeouts and cancellation. The response is parsed by
@@ -82,7 +82,7 @@ export class GetRequestHandler {
 
   handle(request: HttpRequest, options: { abortSignal?: AbortSignal } = {}): Promise<{ response: HttpResponse }> {
     if (!this.#takes(request)) return this.#inner.handle(request as never, options as never) as Promise<{ response: HttpResponse }>;
-    return this.#get(request, options.abortSignal, true);
+    return this.#get(request, options.abortSignal);
   }
 
   updateHttpClientConfig(...args: Parameters<NodeHttpHandler['updateHttpClientConfig']>): void {
@@ -108,18 +108,18 @@ export class GetRequestHandler {
     return this.#settings.proxyRules?.proxyFor(request) === undefined;
   }
 
-  async #get(request: HttpRequest, signal: AbortSignal | undefined, mayRetry: boolean): Promise<{ response: HttpResponse }> {
+  async #get(request: HttpRequest, signal: AbortSignal | undefined, fresh = false): Promise<{ response: HttpResponse }> {
     if (signal?.aborted) throw abortError(signal);
     const head = requestHead(request);
     const origin = originOf(request);
-    const idle = this.#idle.get(origin);
-    const reused = idle?.pop();
+    const reused = fresh ? undefined : this.#idle.get(origin)?.pop();
     const connection = reused ?? (await this.#connect(request, signal));
     try {
       return await connection.exchange(head, signal, this.#settings.socketTimeoutMs, (done) => this.#release(origin, done));
     } catch (error) {
-      // A kept-alive connection the server closed just before it got the request: once more on a new one.
-      if (reused && mayRetry && (error as ConnectionError).beforeResponse && !signal?.aborted) return this.#get(request, signal, false);
+      // A kept-alive connection the server closed just before it got the request (a reset or
+      // close before any byte of an answer, not a timeout): once more, on a new connection.
+      if (reused && (error as ConnectionError).beforeResponse && !signal?.aborted) return this.#get(request, signal, true);
       throw error;
     }
   }
@@ -171,6 +171,7 @@ export class GetRequestHandler {
       const onReady = () => {
         cleanUp();
         socket.setNoDelay(true);
+        socket.setKeepAlive(true, 1_000); // as the SDK's keep-alive agents: a dead peer is found even without a socket timeout
         resolve(connection);
       };
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -206,6 +207,15 @@ class Connection {
 
   attach(socket: Socket): void {
     this.socket = socket;
+    // http-parser-js reads a chunk size that is not hex ("zz") as the last chunk: a truncated body
+    // taken for a whole one. As llhttp, refuse it.
+    const chunked = this.parser as unknown as { BODY_CHUNKHEAD: () => unknown; body_bytes: number };
+    const chunkHead = chunked.BODY_CHUNKHEAD;
+    chunked.BODY_CHUNKHEAD = function (this: typeof chunked) {
+      const result = chunkHead.call(this);
+      if (Number.isNaN(this.body_bytes)) throw Object.assign(new Error('invalid chunk size'), { code: 'HPE_INVALID_CHUNK_SIZE' });
+      return result;
+    };
     const parser = this.parser as unknown as Record<number, unknown>;
     parser[HTTPParser.kOnHeadersComplete] = (...args: unknown[]) => this.#current?.headers(args);
     parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) =>
@@ -243,7 +253,9 @@ class Connection {
       this.socket.destroy();
       return false;
     }
-    return !current.paused;
+    // An exchange that ended in this read left the connection idle (or closed it): idle, it reads
+    // on, so that a close or stray bytes from the server are seen at once.
+    return this.#current === current ? !current.paused : true;
   }
 
   /** Sends `head` and resolves with the response once its headers arrive. */
@@ -266,6 +278,7 @@ class Connection {
         else this.socket.destroy();
       });
       this.#current = exchange;
+      if (exchange.cancelled()) return;
       if (this.socket.destroyed) return exchange.fail(connectionError('socket hang up', 'ECONNRESET'));
       this.socket.write(head, 'latin1');
       this.socket.resume(); // a socket with a read buffer of its own reads again on resume()
@@ -288,6 +301,8 @@ class Exchange {
   reusable = false;
   #body: ResponseBody | undefined;
   #done = false;
+  /** An interim (1xx) answer is being read. */
+  #interim = false;
 
   /** Whether the exchange ended (completed or failed). */
   get settled(): boolean {
@@ -306,6 +321,12 @@ class Exchange {
     signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
+  /** Whether the request was cancelled before it was sent (between the connection and the exchange). */
+  cancelled(): boolean {
+    if (this.signal?.aborted) this.#onAbort();
+    return this.#done;
+  }
+
   headers(args: unknown[]): number | undefined {
     // http-parser-js passes one info object (or, in its Node 0.12+ mode, the fields one by one).
     const info = (
@@ -318,7 +339,12 @@ class Exchange {
     };
     const status = info.statusCode;
     if (status < 200) {
-      this.fail(connectionError(`unexpected informational response ${status}`, 'ECONNRESET'));
+      if (status === 101) {
+        this.fail(connectionError('the server switched protocols (101)', 'ECONNRESET'));
+        return 1;
+      }
+      // An interim answer (100 Continue, 103 Early Hints): the real one follows, as Node's client reads it.
+      this.#interim = true;
       return 1;
     }
     this.reusable = info.shouldKeepAlive;
@@ -326,6 +352,16 @@ class Exchange {
     for (let i = 0; i < info.headers.length; i += 2) {
       const name = info.headers[i]!.toLowerCase();
       const value = info.headers[i + 1]!;
+      if (name === 'content-length') {
+        // http-parser-js reads "abc" as an empty body and joins equal duplicates: as llhttp, refuse the one, keep one of the others.
+        if (!/^\d+$/.test(value.trim())) {
+          this.fail(
+            Object.assign(new Error(`malformed HTTP response: Content-Length "${value}"`), { code: 'HPE_UNEXPECTED_CONTENT_LENGTH' }),
+          );
+          return 1;
+        }
+        if (headers[name] !== undefined) continue;
+      }
       headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     this.#body = new ResponseBody(this);
@@ -339,6 +375,10 @@ class Exchange {
   }
 
   complete(): void {
+    if (this.#interim) {
+      this.#interim = false; // the end of an interim answer: the real one is next
+      return;
+    }
     if (this.#done) return;
     this.#done = true;
     this.signal?.removeEventListener('abort', this.#onAbort);
@@ -366,7 +406,7 @@ class Exchange {
     this.#done = true;
     this.signal?.removeEventListener('abort', this.#onAbort);
     this.reusable = false;
-    if (!this.#body) error.beforeResponse = !this.received;
+    if (!this.#body && !this.received && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) error.beforeResponse = true;
     this.finish();
     if (this.#body) this.#body.fail(error);
     else this.reject(error);

@@ -133,6 +133,8 @@ export class HashWorkers {
     let to = 0;
     let inOrder = true;
     let state: 'open' | 'asked' | 'dropped' = 'open';
+    // The thread's answer to `digest`, once asked: it closes the file before it answers.
+    let asked: Promise<unknown> | undefined;
     return {
       written: (start, end) => {
         if (state !== 'open' || end <= start) return;
@@ -149,7 +151,9 @@ export class HashWorkers {
         if (!inOrder) throw new Error(`bytes of ${path} were reported out of order`);
         if (thread && !thread.stopped) {
           try {
-            return await this.ask(thread, { type: 'digest', key, algorithm, id: this.nextId++ });
+            const answer = this.ask(thread, { type: 'digest', key, algorithm, id: this.nextId++ });
+            asked = answer.catch(() => undefined);
+            return await answer;
           } catch (error) {
             if (!(error instanceof ThreadStopped)) throw error;
           }
@@ -157,6 +161,7 @@ export class HashWorkers {
         return hashFileRange(path, algorithm, from, to);
       },
       drop: async () => {
+        if (state === 'asked') await asked; // the file is closed once the digest is answered
         if (state !== 'open') return;
         state = 'dropped';
         if (!thread || thread.stopped) return;

@@ -215,7 +215,7 @@ export async function headObject(t: TransferContext, request: GetObjectCommandIn
 }
 
 /** Bytes gathered from a response before one write to the file. */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** Batch buffers given back by finished range writers, for the next ones (never more than this many kept). */
 const spareBatches: Buffer[] = [];

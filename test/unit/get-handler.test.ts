@@ -239,7 +239,89 @@ describe('https', () => {
   });
 });
 
+describe('answers as servers send them', () => {
+  it('an interim 100 Continue before the answer is skipped, as Node reads it', async () => {
+    const { port } = await rawServer((socket) =>
+      socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'),
+    );
+    const { handler } = handlerFor();
+    const { response } = await handler.handle(get(port));
+    expect(response.statusCode).toBe(200);
+    expect(String(await drained(response.body as ResponseBody))).toBe('ok');
+  });
+
+  it('a Content-Length that is not a number fails the request; equal duplicates count once', async () => {
+    const { port } = await rawServer((socket, request) => {
+      if (request.includes('/bad')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello');
+      else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello');
+    });
+    const { handler } = handlerFor();
+    await expect(handler.handle(get(port, '/bad'))).rejects.toMatchObject({ code: 'HPE_UNEXPECTED_CONTENT_LENGTH' });
+    const { response } = await handler.handle(get(port));
+    expect(response.headers['content-length']).toBe('5');
+    expect(String(await drained(response.body as ResponseBody))).toBe('hello');
+  });
+
+  it('a chunk size that is not hex fails the body instead of ending it', async () => {
+    const { port } = await rawServer((socket) =>
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nmore\r\n0\r\n\r\n'),
+    );
+    const { handler } = handlerFor();
+    const { response } = await handler.handle(get(port));
+    await expect(drained(response.body as ResponseBody)).rejects.toMatchObject({ code: 'HPE_INVALID_CHUNK_SIZE' });
+  });
+});
+
 describe('connections that go wrong', () => {
+  it('an idle connection the server closes is closed and forgotten at once (no half-closed socket left)', async () => {
+    let clientClosed = false;
+    const server = createNetServer({ allowHalfOpen: true }, (socket) => {
+      socket.once('data', () => {
+        // The body comes with the headers (the case where the client paused reading), then the server closes.
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        setTimeout(() => socket.end(), 20);
+      });
+      socket.on('end', () => {
+        clientClosed = true;
+        socket.destroy();
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const { handler } = handlerFor();
+    const { response } = await handler.handle(get(port));
+    expect(String(await drained(response.body as ResponseBody))).toBe('ok');
+    await vi.waitFor(() => expect(clientClosed).toBe(true), { timeout: 2_000 });
+  });
+
+  it('every kept-alive connection stale: the GET goes again once, on a new connection, not on the next stale one', async () => {
+    const { port, stats } = await rawServer((socket, _request, index) => {
+      const served = (socket as Socket & { served?: number }).served ?? 0;
+      (socket as Socket & { served?: number }).served = served + 1;
+      if (served > 0) return void socket.destroy(); // closed "just before" the next request
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n${index < 2 ? 'ok' : 'OK'}`);
+    });
+    const { handler } = handlerFor();
+    // Two connections in the pool, both answering one request only.
+    const first = await Promise.all([handler.handle(get(port)), handler.handle(get(port))]);
+    for (const { response } of first) await drained(response.body as ResponseBody);
+    const { response } = await handler.handle(get(port));
+    expect(String(await drained(response.body as ResponseBody))).toBe('OK');
+    expect(stats.connections).toBe(3);
+  });
+
+  it('a kept-alive connection that stays silent is a timeout, not retried on another connection', async () => {
+    const { port, stats } = await rawServer((socket, _request, index) => {
+      if (index === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    const { handler } = handlerFor({ socketTimeoutMs: 200 });
+    const { response } = await handler.handle(get(port));
+    await drained(response.body as ResponseBody);
+    await expect(handler.handle(get(port))).rejects.toMatchObject({ name: 'TimeoutError' });
+    expect(stats.requests).toBe(2);
+  });
+
   it('a connection that drops mid-body fails the drain (a reset, retried by the caller) and is not reused', async () => {
     const { port, stats } = await rawServer((socket, _request, index) => {
       if (index === 0) {
