@@ -254,8 +254,8 @@ class RangeGetter {
 }
 
 /**
- * Copies a range's bytes into a 1 MiB batch buffer and writes each full batch at its offset (one
- * write per MiB, whatever pieces the response comes in), hashing and reporting progress as each
+ * Copies a range's bytes into a 256 KiB batch buffer and writes each full batch at its offset (one
+ * write per batch, whatever pieces the response comes in), hashing and reporting progress as each
  * batch is written; a resumed stream goes on after the last batch written, with the same digests
  * and no progress rewound. A chunk is copied before `take` returns (it may be a view of a buffer
  * the connection reuses): what does not fit in a full batch goes to the next one, while the full
