@@ -28,7 +28,11 @@ export interface S3ClientOptions {
   flexibleChecksums?: boolean;
   /** Attempts per request for throttling, 5xx and network errors. Default 5. */
   maxAttempts?: number;
-  /** Simultaneous connections per host; set it at least to the transfer concurrency. Default 50. */
+  /**
+   * Simultaneous connections per host of the SDK's handler (every request but direct GETs), and
+   * the idle GET connections kept per host; set it at least to the transfer concurrency, which
+   * is what bounds the connections in use. Default 50.
+   */
   maxSockets?: number;
   /** Milliseconds to wait for a TCP connection; 0: no limit. Default 10,000. */
   connectionTimeoutMs?: number;
