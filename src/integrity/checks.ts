@@ -295,6 +295,7 @@ export class PassDigests {
   private readonly inFile: FileDigest[] | undefined;
   private readonly starts: number[];
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(
     readonly check: Check,
@@ -337,11 +338,14 @@ export class PassDigests {
     }
   }
 
-  /** Stops hashing (the check no longer applies, or the download failed); resolves once no thread holds the file. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Stops hashing (the check no longer applies, or the download failed); resolves once no thread
+   * holds the file, however many times it is called.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all((this.inFile ?? []).map((digest) => digest.drop()));
+    this.stopping ??= Promise.all((this.inFile ?? []).map((digest) => digest.drop())).then(() => undefined);
+    return this.stopping;
   }
 
   /** Every unit's digest (call once, after the pass). */

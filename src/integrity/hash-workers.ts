@@ -158,7 +158,9 @@ export class HashWorkers {
             if (!(error instanceof ThreadStopped)) throw error;
           }
         }
-        return hashFileRange(path, algorithm, from, to);
+        const fallback = hashFileRange(path, algorithm, from, to);
+        asked = fallback.catch(() => undefined); // (this thread's read of the file)
+        return fallback;
       },
       drop: async () => {
         if (state === 'asked') await asked; // the file is closed once the digest is answered

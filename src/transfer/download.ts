@@ -219,7 +219,7 @@ const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** Batch buffers given back by finished range writers, for the next ones (never more than this many kept). */
 const spareBatches: Buffer[] = [];
-const MAX_SPARE_BATCHES = 64;
+const MAX_SPARE_BATCHES = 32; // 8 MiB: the batches of 16 ranges in flight
 
 /** Fetches byte ranges of one object version into a download sink, resuming broken streams. */
 class RangeGetter {

@@ -27,6 +27,13 @@ afterAll(async () => {
 
 const hex = (algorithm: string, data: Uint8Array) => createHash(algorithm).update(data).digest('hex');
 
+/** How many descriptors of this process (its threads included) are open on `file`. */
+async function openHere(file: string): Promise<number> {
+  const fds = await readdir('/proc/self/fd');
+  const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((target) => target === file).length;
+}
+
 describe('a file digest', () => {
   it.each(['md5', 'sha256'] as const)('of bytes reported written in pieces is the %s of those bytes', async (algorithm) => {
     const digest = workers.fileDigest(path, algorithm);
@@ -89,16 +96,11 @@ describe('a file digest', () => {
   it('once dropped, no thread holds the file open (a failed download removes its temp file, and its disk can be unmounted)', async () => {
     const own = join(dir, 'dropped.bin');
     await writeFile(own, bytes);
-    const openHere = async () => {
-      const fds = await readdir('/proc/self/fd');
-      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
-      return targets.filter((target) => target === own).length;
-    };
     const digest = workers.fileDigest(own, 'md5');
     digest.written(0, bytes.length);
-    await vi.waitFor(async () => expect(await openHere()).toBe(1)); // the thread has read it
+    await vi.waitFor(async () => expect(await openHere(own)).toBe(1)); // the thread has read it
     await digest.drop();
-    expect(await openHere()).toBe(0);
+    expect(await openHere(own)).toBe(0);
   });
 
   it('cannot be asked for once dropped', async () => {
@@ -125,6 +127,17 @@ describe('pass digests with a file', () => {
     const expected = units.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)));
     expect((await inFile.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
     expect((await inline.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
+  });
+
+  it('stopped twice (the check voided, then the download failed): the second stop also waits for the file to be closed', async () => {
+    const own = join(dir, 'stopped-twice.bin');
+    await writeFile(own, bytes);
+    const pass = new PassDigests(check, units, { path: own, workers });
+    pass.feed(0, [bytes]);
+    await vi.waitFor(async () => expect(await openHere(own)).toBeGreaterThan(0));
+    void pass.stop();
+    await pass.stop();
+    expect(await openHere(own)).toBe(0);
   });
 });
 
