@@ -388,11 +388,11 @@ class Exchange {
     this.finish();
   }
 
-  /** Pauses or resumes the socket for the body's consumer. */
-  flow(on: boolean): void {
+  /** Reads on: the body's consumer is ready for more. */
+  resume(): void {
     if (this.#done) return;
-    this.paused = !on;
-    if (on) this.connection.socket.resume();
+    this.paused = false;
+    this.connection.socket.resume();
   }
 
   /** The body was given up before its end: the connection goes with it. */
@@ -506,7 +506,7 @@ export class ResponseBody extends Readable {
       this.#pending = [];
       if (this.#ended) return void this.push(null);
     }
-    this.#exchange.flow(true);
+    this.#exchange.resume();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -529,7 +529,7 @@ export class ResponseBody extends Readable {
     }
     if (this.#outcome) this.#settle();
     else if (this.#ended) this.#finish();
-    else this.#exchange.flow(true);
+    else this.#exchange.resume();
   }
 
   /** The consumer failed: that is the outcome, whatever else happened. */
