@@ -297,14 +297,17 @@ export class PassDigests {
   private stopped = false;
   private stopping: Promise<void> | undefined;
 
+  /** `sideBySide`: the units are fetched at once (their bytes arrive interleaved), not one after another. */
   constructor(
     readonly check: Check,
     readonly units: ByteRange[],
     file?: HashedFile,
+    sideBySide = false,
   ) {
     const algorithm = check.algorithm;
     if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
-      this.inFile = units.map(() => file.workers.fileDigest(file.path, algorithm));
+      const streams = sideBySide && units.length > 1;
+      this.inFile = units.map((unit) => file.workers.fileDigest(file.path, algorithm, streams ? { streams: { end: unit.end + 1 } } : {}));
     } else {
       this.inline = units.map(() => createDigest(algorithm));
     }

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { MD5X4_WASM } from './md5x4-wasm.js';
 
 /** Algorithms the workers hash (native in `node:crypto`; the JavaScript CRCs stay inline). */
 export type FileHashAlgorithm = 'md5' | 'sha256';
@@ -19,58 +20,194 @@ export type FileHashAlgorithm = 'md5' | 'sha256';
 /** Objects below this size are hashed inline: a worker's round trips would cost more than they save. */
 export const FILE_HASHING_MIN_BYTES = 8 * 1024 * 1024;
 
-/** What the main thread tells a worker. `end` is exclusive. */
+/** What the main thread tells a worker. `end` is exclusive; `last`: where a {@link FileDigestOptions.streams} unit ends. */
 type Message =
-  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number }
+  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number }
   | { type: 'digest'; key: string; algorithm: FileHashAlgorithm; id: number }
   | { type: 'drop'; keys: string[]; id: number };
 
-/** A digest, or an error, or (to a drop) nothing: the file is closed. */
-type Reply = { id: number; digest?: Uint8Array; error?: string };
+/** A digest (`fourAtATime`: by md5x4), or an error, or (to a drop) nothing: the file is closed. */
+type Reply = { id: number; digest?: Uint8Array; fourAtATime?: boolean; error?: string };
 
 /**
  * The worker's code (the messages are {@link Message}, the replies {@link Reply}). It is plain
  * JavaScript in a string, run as an eval'd CommonJS script, so that no bundler, minifier or
  * coverage tool can rewrite it into something that needs this module's scope.
+ *
+ * A unit is hashed one of two ways:
+ * - by `node:crypto`, its bytes read back and hashed as each update arrives;
+ * - the MD5 units of parts written side by side (`last` given), four at a time by the
+ *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`): an update only
+ *   records how far the file is written, and the thread hashes (on its next turn, once the
+ *   messages already queued are read) 256 KiB of each of the four units with the most bytes
+ *   waiting. It waits for four units to have bytes, as four cost what one costs, unless fewer than
+ *   four are still being written, or one has 2 MiB waiting. Asked for a digest, it hashes the
+ *   unit's last bytes (with partners when there are) and MD5's padding.
  */
 const WORKER_SOURCE = `
 'use strict';
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
 const buffer = Buffer.allocUnsafe(1024 * 1024);
-const units = new Map(); // key -> { hash, fd, error }: the file stays open from a unit's first bytes to its digest
+// key -> unit: { hash } or { streams: true, begin, pos, end, last, state }, and { fd, error }.
+// The file stays open from a unit's first bytes to its digest.
+const units = new Map();
 const forget = (key) => {
   const unit = units.get(key);
   units.delete(key);
   if (unit && unit.fd !== undefined) closeSync(unit.fd);
   return unit;
 };
+const fail = (unit, error) => {
+  if (unit.error === undefined) unit.error = error instanceof Error ? error.message : String(error);
+};
+/** Reads bytes start..end of the unit's file into 'into' at 'at'. */
+const readInto = (unit, into, at, start, end) => {
+  if (unit.fd === undefined) unit.fd = openSync(unit.path, 'r');
+  for (let position = start; position < end; ) {
+    const read = readSync(unit.fd, into, at + position - start, end - position, position);
+    if (read === 0) throw new Error(unit.path + ' ends at byte ' + position + ', before byte ' + end);
+    position += read;
+  }
+};
+
+// Four streams at a time (md5x4.c): its memory holds the four lanes' state words (A, B, C, D
+// vectors), then each lane's bytes.
+const LANE_BYTES = 256 * 1024;
+const ALONE_BYTES = 2 * 1024 * 1024;
+const lanes = (() => {
+  if (!workerData || !workerData.md5x4) return undefined;
+  try {
+    const at = [0, 1, 2, 3].map((i) => 64 + i * (LANE_BYTES + 128));
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((at[3] + LANE_BYTES + 128) / 65536) });
+    const module = new WebAssembly.Module(workerData.md5x4);
+    const { md5x4 } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+    const bytes = new Uint8Array(memory.buffer);
+    return { md5x4, at, bytes, words: new Uint32Array(memory.buffer, 0, 16), view: new DataView(memory.buffer) };
+  } catch {
+    return undefined; // (no WebAssembly SIMD here): node:crypto hashes every unit
+  }
+})();
+const waiting = (unit) => (unit.error === undefined ? unit.end - unit.pos : 0);
+const byWaiting = (a, b) => waiting(b) - waiting(a);
+/** Runs md5x4 over 'blocks' 64-byte blocks in the lanes of up to four units (an empty lane repeats lane 0). */
+const compress = (group, blocks) => {
+  const { words, at } = lanes;
+  for (let i = 0; i < 4; i++) {
+    const state = (group[i] || group[0]).state;
+    for (let r = 0; r < 4; r++) words[r * 4 + i] = state[r];
+  }
+  const lane = (i) => (i < group.length ? at[i] : at[0]);
+  lanes.md5x4(0, lane(0), lane(1), lane(2), lane(3), blocks);
+  for (let i = 0; i < group.length; i++) for (let r = 0; r < 4; r++) group[i].state[r] = words[r * 4 + i];
+};
+/** Hashes the next 'blocks' blocks of each unit of 'group', read from their files. */
+const hashLanes = (group, blocks) => {
+  const read = [];
+  for (const unit of group) {
+    try {
+      readInto(unit, lanes.bytes, lanes.at[read.length], unit.pos, unit.pos + blocks * 64);
+      read.push(unit);
+    } catch (error) {
+      fail(unit, error);
+    }
+  }
+  if (read.length === 0) return;
+  compress(read, blocks);
+  for (const unit of read) unit.pos += blocks * 64;
+};
+/** Hashes 'unit' (if given) and the units with the most bytes waiting, at most four, as far as all have whole blocks. */
+const hashGroup = (unit, others) => {
+  const group = unit ? [unit, ...others.filter((u) => u !== unit).slice(0, 3)] : others.slice(0, 4);
+  let blocks = LANE_BYTES / 64;
+  for (const u of group) blocks = Math.min(blocks, Math.floor(waiting(u) / 64));
+  hashLanes(group, blocks);
+};
+const ready = () => {
+  const found = [];
+  for (const unit of units.values()) if (unit.streams && waiting(unit) >= 64) found.push(unit);
+  return found.sort(byWaiting);
+};
+let turn;
+const pump = () => {
+  turn = undefined;
+  for (let hashed = 0; hashed < 32 * 1024 * 1024; ) {
+    const found = ready();
+    if (found.length === 0) return;
+    if (found.length < 4 && waiting(found[0]) < ALONE_BYTES) {
+      let writing = 0;
+      for (const unit of units.values()) if (unit.streams && unit.error === undefined && unit.end < unit.last) writing++;
+      if (writing >= 4) return; // partners are coming
+    }
+    const before = found.reduce((sum, unit) => sum + waiting(unit), 0);
+    hashGroup(undefined, found);
+    hashed += before - found.reduce((sum, unit) => sum + waiting(unit), 0) + 1;
+  }
+  turn = setImmediate(pump); // more to do: the messages queued meanwhile first
+};
+/** The MD5 of a lanes unit: its last bytes, then MD5's padding (0x80, zeros, the length in bits). */
+const finish = (unit) => {
+  while (unit.error === undefined && waiting(unit) >= 64) hashGroup(unit, ready());
+  if (unit.error !== undefined) return undefined;
+  const at = lanes.at[0];
+  const tail = unit.end - unit.pos;
+  const padded = tail < 56 ? 64 : 128;
+  lanes.bytes.fill(0, at, at + padded);
+  try {
+    readInto(unit, lanes.bytes, at, unit.pos, unit.end);
+  } catch (error) {
+    fail(unit, error);
+    return undefined;
+  }
+  lanes.bytes[at + tail] = 0x80;
+  const bits = (unit.end - unit.begin) * 8;
+  lanes.view.setUint32(at + padded - 8, bits % 4294967296, true);
+  lanes.view.setUint32(at + padded - 4, Math.floor(bits / 4294967296), true);
+  compress([unit], padded / 64);
+  const digest = Buffer.alloc(16);
+  for (let r = 0; r < 4; r++) digest.writeUInt32LE(unit.state[r], r * 4);
+  return digest;
+};
+
 parentPort.on('message', (m) => {
   if (m.type === 'update') {
     let unit = units.get(m.key);
     if (!unit) {
-      unit = { hash: createHash(m.algorithm), fd: undefined, error: undefined };
+      unit = { path: m.path, fd: undefined, error: undefined };
+      if (m.last !== undefined && m.algorithm === 'md5' && lanes) {
+        Object.assign(unit, { streams: true, begin: m.start, pos: m.start, end: m.start, last: m.last });
+        unit.state = new Uint32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]);
+      } else {
+        unit.hash = createHash(m.algorithm);
+      }
       units.set(m.key, unit);
     }
     if (unit.error !== undefined) return;
+    if (unit.streams) {
+      if (m.start !== unit.end) fail(unit, new Error('bytes of ' + m.path + ' were reported out of order'));
+      unit.end = m.end;
+      turn = turn || setImmediate(pump);
+      return;
+    }
     try {
-      if (unit.fd === undefined) unit.fd = openSync(m.path, 'r');
       for (let position = m.start; position < m.end; ) {
-        const read = readSync(unit.fd, buffer, 0, Math.min(buffer.length, m.end - position), position);
-        if (read === 0) throw new Error(m.path + ' ends at byte ' + position + ', before byte ' + m.end);
-        unit.hash.update(read === buffer.length ? buffer : buffer.subarray(0, read));
-        position += read;
+        const length = Math.min(buffer.length, m.end - position);
+        readInto(unit, buffer, 0, position, position + length);
+        unit.hash.update(length === buffer.length ? buffer : buffer.subarray(0, length));
+        position += length;
       }
     } catch (error) {
-      unit.error = error instanceof Error ? error.message : String(error);
+      fail(unit, error);
     }
   } else if (m.type === 'digest') {
-    const unit = forget(m.key);
+    const unit = units.get(m.key);
+    const digest = unit && unit.streams ? finish(unit) : undefined;
+    forget(m.key);
     parentPort.postMessage(
       unit && unit.error !== undefined
         ? { id: m.id, error: unit.error }
-        : { id: m.id, digest: (unit ? unit.hash : createHash(m.algorithm)).digest() },
+        : { id: m.id, digest: digest || (unit ? unit.hash : createHash(m.algorithm)).digest(), fourAtATime: !!digest },
     );
   } else {
     for (const key of m.keys) forget(key);
@@ -93,6 +230,16 @@ export interface FileDigest {
   drop(): Promise<void>;
 }
 
+/** How a digest's bytes will come. */
+export interface FileDigestOptions {
+  /**
+   * The digest is one of several units (the parts of an object) whose bytes are written side by
+   * side, and its bytes end at `end` (exclusive): its thread may then hash it in step with the
+   * others (an MD5 four streams at a time).
+   */
+  streams?: { end: number };
+}
+
 /** One hashing thread and the digests it owes. */
 interface Thread {
   worker: Worker;
@@ -113,8 +260,18 @@ export class HashWorkers {
   private nextId = 0;
   private nextKey = 0;
   private nextThread = 0;
+  /** How many digests the threads computed four streams at a time (md5x4.c) so far. */
+  multiStreamDigests = 0;
 
-  constructor(size = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+  /**
+   * @param size threads at most
+   * @param multiStream whether threads may hash MD5s four streams at a time (md5x4.c); without
+   *   it (or without WebAssembly SIMD) every digest is `node:crypto`'s
+   */
+  constructor(
+    size = Math.max(1, Math.min(4, availableParallelism() - 1)),
+    private readonly multiStream = true,
+  ) {
     this.threads = new Array(size).fill(undefined);
   }
 
@@ -124,7 +281,8 @@ export class HashWorkers {
   }
 
   /** A new digest of bytes of the file at `path`, on the next thread in turn. */
-  fileDigest(path: string, algorithm: FileHashAlgorithm): FileDigest {
+  fileDigest(path: string, algorithm: FileHashAlgorithm, options: FileDigestOptions = {}): FileDigest {
+    const last = options.streams?.end;
     const index = this.nextThread++ % this.threads.length;
     const key = String(this.nextKey++);
     // The thread holding this digest's state from its first bytes on; null: none could start.
@@ -142,7 +300,8 @@ export class HashWorkers {
         else if (start !== to) inOrder = false;
         to = end;
         if (thread === undefined) thread = this.threadAt(index);
-        if (thread && !thread.stopped) thread.worker.postMessage({ type: 'update', key, algorithm, path, start, end } satisfies Message);
+        if (thread && !thread.stopped)
+          thread.worker.postMessage({ type: 'update', key, algorithm, path, start, end, last } satisfies Message);
       },
       digest: async () => {
         if (state === 'dropped') throw new Error('the digest was dropped');
@@ -193,7 +352,8 @@ export class HashWorkers {
     let worker: Worker;
     try {
       // No inherited Node flags: `--input-type=module` would make this CommonJS source ESM.
-      worker = new Worker(WORKER_SOURCE, { eval: true, name: 's3xfer-hash', execArgv: [] });
+      const workerData = { md5x4: this.multiStream ? md5x4Module() : undefined };
+      worker = new Worker(WORKER_SOURCE, { eval: true, name: 's3xfer-hash', execArgv: [], workerData });
     } catch {
       return null;
     }
@@ -204,7 +364,10 @@ export class HashWorkers {
       thread.pending.delete(reply.id);
       if (thread.pending.size === 0) worker.unref();
       if (reply.error !== undefined) waiting.reject(new Error(`hashing the downloaded file failed: ${reply.error}`));
-      else waiting.resolve(Buffer.from(reply.digest ?? []));
+      else {
+        if (reply.fourAtATime) this.multiStreamDigests++;
+        waiting.resolve(Buffer.from(reply.digest ?? []));
+      }
     });
     const stop = (error: Error) => {
       thread.stopped = true;
@@ -236,6 +399,14 @@ async function hashFileRange(path: string, algorithm: FileHashAlgorithm, start: 
     await file.close();
   }
   return hash.digest();
+}
+
+let md5x4: Uint8Array | undefined;
+
+/** The bytes of md5x4.c's WebAssembly module. */
+function md5x4Module(): Uint8Array {
+  md5x4 ??= Buffer.from(MD5X4_WASM, 'base64');
+  return md5x4;
 }
 
 let shared: HashWorkers | undefined;

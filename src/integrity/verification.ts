@@ -73,7 +73,8 @@ export class DownloadVerification {
    */
   startPass(ranges: ByteRange[], file?: HashedFile): PassDigests | undefined {
     if (!this.check) return undefined;
-    const pass = new PassDigests(this.check, digestUnits(this.check, this.context.size, ranges), file);
+    // Several ranges are fetched at once: their units' bytes arrive side by side.
+    const pass = new PassDigests(this.check, digestUnits(this.check, this.context.size, ranges), file, ranges.length > 1);
     this.passes.push(pass);
     return pass;
   }

@@ -4,7 +4,7 @@ import { readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Check, PassDigests } from '../../src/integrity/checks.js';
-import { HashWorkers } from '../../src/integrity/hash-workers.js';
+import { type FileDigest, HashWorkers } from '../../src/integrity/hash-workers.js';
 import { MiB, tempDir } from '../helpers/files.js';
 
 // Worker threads hash a big download's parts from the file as it is written (src/integrity/hash-workers.ts).
@@ -111,6 +111,108 @@ describe('a file digest', () => {
   });
 });
 
+describe('digests of parts written side by side (MD5, four streams at a time)', () => {
+  /** `count` units splitting `bytes` (the last one shorter), each with its own MD5. */
+  const split = (count: number, size: number) =>
+    Array.from({ length: count }, (_, i) => ({ start: i * size, end: Math.min((i + 1) * size, bytes.length) })).filter(
+      (u) => u.start < u.end,
+    );
+  const md5s = (list: { start: number; end: number }[]) => list.map((u) => hex('md5', bytes.subarray(u.start, u.end)));
+
+  /** Reports each unit's bytes written in pieces of random sizes, the units interleaved at random. */
+  function writeInterleaved(digests: FileDigest[], list: { start: number; end: number }[], seed: number): void {
+    let state = seed || 1;
+    const random = (n: number) => {
+      // xorshift32: the same interleaving on every run
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      return (state >>> 0) % n;
+    };
+    const at = list.map((u) => u.start);
+    for (let open = list.length; open > 0; ) {
+      const i = random(list.length);
+      if (at[i] === list[i]!.end) continue;
+      const end = Math.min(list[i]!.end, at[i]! + 1 + random(300_000));
+      digests[i]!.written(at[i]!, end);
+      at[i] = end;
+      if (end === list[i]!.end) open--;
+    }
+  }
+
+  it.each([
+    ['7 parts of 450,000 bytes (not whole blocks) on one thread', 7, 450_000, 1],
+    ['13 parts of 256 KiB on two threads', 13, 256 * 1024, 2],
+    ['3 parts: fewer than four streams', 3, 1_100_000, 1],
+    ['parts of 1, 55, 56, 63 and 64 bytes: the padding cases', 0, 0, 1],
+  ])('%s: each is the MD5 of its own bytes', async (_, count, size, threads) => {
+    const pool = new HashWorkers(threads);
+    const list =
+      count > 0 ? split(count, size) : [1, 55, 56, 63, 64, 65, 119, 120].map((length, i) => ({ start: i * 1000, end: i * 1000 + length }));
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    writeInterleaved(digests, list, count + size);
+    const got = await Promise.all(digests.map((d) => d.digest()));
+    expect(got.map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(pool.multiStreamDigests).toBe(list.length);
+    await pool.close();
+  });
+
+  it('are the same, by node:crypto, in a pool told not to hash four at a time', async () => {
+    const pool = new HashWorkers(1, false);
+    const list = split(5, 700_001);
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    writeInterleaved(digests, list, 7);
+    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(pool.multiStreamDigests).toBe(0);
+    await pool.close();
+  });
+
+  it('do not wait for partners that never come: asked for, a digest is finished alone', async () => {
+    const pool = new HashWorkers(1);
+    const list = split(6, 512 * 1024);
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    // Five parts have begun (a block each) and stall; the thread waits for them to hash four at a time.
+    for (const i of [1, 2, 3, 4, 5]) digests[i]!.written(list[i]!.start, list[i]!.start + 64);
+    digests[0]!.written(list[0]!.start, list[0]!.end);
+    expect((await digests[0]!.digest()).toString('hex')).toBe(md5s(list)[0]);
+    await Promise.all(digests.slice(1).map((d) => d.drop()));
+    await pool.close();
+  });
+
+  it('fail with the reason when the file is shorter than the bytes reported written', async () => {
+    const pool = new HashWorkers(1);
+    const digests = [0, 1, 2, 3, 4].map((i) =>
+      pool.fileDigest(path, 'md5', { streams: { end: bytes.length + (i === 2 ? 4096 : -i * 10_000) } }),
+    );
+    for (const [i, d] of digests.entries()) d.written(bytes.length - 300_000 - i * 10_000, bytes.length + (i === 2 ? 4096 : -i * 10_000));
+    const results = await Promise.allSettled(digests.map((d) => d.digest()));
+    expect(results[2]).toMatchObject({
+      status: 'rejected',
+      reason: { message: expect.stringMatching(/ends at byte \d+, before byte \d+/) },
+    });
+    // The others, hashed in the same steps, are not disturbed.
+    for (const i of [0, 1, 3, 4]) {
+      expect((results[i] as PromiseFulfilledResult<Buffer>).value.toString('hex')).toBe(
+        hex('md5', bytes.subarray(bytes.length - 300_000 - i * 10_000, bytes.length - i * 10_000)),
+      );
+    }
+    await pool.close();
+  });
+
+  it('once dropped, leave no descriptor of the file open', async () => {
+    const own = join(dir, 'dropped-streams.bin');
+    await writeFile(own, bytes);
+    const pool = new HashWorkers(1);
+    const list = split(3, MiB + 5);
+    const digests = list.map((u) => pool.fileDigest(own, 'md5', { streams: { end: u.end } }));
+    for (const [i, d] of digests.entries()) d.written(list[i]!.start, list[i]!.end);
+    await vi.waitFor(async () => expect(await openHere(own)).toBe(3)); // the thread is reading them
+    await Promise.all(digests.map((d) => d.drop()));
+    expect(await openHere(own)).toBe(0);
+    await pool.close();
+  });
+});
+
 describe('pass digests with a file', () => {
   // Three parts of 1 MiB and a short last one; fed in batches that straddle part boundaries.
   const check: Check = { method: 'multipart-etag', algorithm: 'md5', shape: 'parts', expected: '', certain: true, label: 'test' };
@@ -127,6 +229,18 @@ describe('pass digests with a file', () => {
     const expected = units.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)));
     expect((await inFile.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
     expect((await inline.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
+  });
+
+  it('fetched side by side, hash their parts four at a time, to the same digests', async () => {
+    const pool = new HashWorkers(1);
+    const sideBySide = new PassDigests(check, units, { path, workers: pool }, true);
+    for (let position = 0; position < bytes.length; position += 700_000) {
+      sideBySide.feed(position, [bytes.subarray(position, position + 700_000)]);
+    }
+    const expected = units.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)));
+    expect((await sideBySide.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
+    expect(pool.multiStreamDigests).toBe(units.length);
+    await pool.close();
   });
 
   it('stopped twice (the check voided, then the download failed): the second stop also waits for the file to be closed', async () => {
