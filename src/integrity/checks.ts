@@ -307,7 +307,9 @@ export class PassDigests {
     const algorithm = check.algorithm;
     if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
       const streams = sideBySide && units.length > 1;
-      this.inFile = units.map((unit) => file.workers.fileDigest(file.path, algorithm, streams ? { streams: { end: unit.end + 1 } } : {}));
+      this.inFile = units.map((unit) =>
+        file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1 } } : {}),
+      );
     } else {
       this.inline = units.map(() => createDigest(algorithm));
     }

@@ -39,10 +39,10 @@ type Reply = { id: number; digest?: Uint8Array; fourAtATime?: boolean; error?: s
  * - the MD5 units of parts written side by side (`last` given), four at a time by the
  *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`): an update only
  *   records how far the file is written, and the thread hashes (on its next turn, once the
- *   messages already queued are read) 256 KiB of each of the four units with the most bytes
+ *   messages already queued are read) up to 256 KiB of each of the four units with the most bytes
  *   waiting. It waits for four units to have bytes, as four cost what one costs, unless fewer than
- *   four are still being written, or one has 2 MiB waiting. Asked for a digest, it hashes the
- *   unit's last bytes (with partners when there are) and MD5's padding.
+ *   four are still being written: the bytes wait in the file, not in memory. Asked for a digest,
+ *   it hashes the unit's last bytes (with partners when there are) and MD5's padding.
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -75,7 +75,6 @@ const readInto = (unit, into, at, start, end) => {
 // Four streams at a time (md5x4.c): its memory holds the four lanes' state words (A, B, C, D
 // vectors), then each lane's bytes.
 const LANE_BYTES = 256 * 1024;
-const ALONE_BYTES = 2 * 1024 * 1024;
 const lanes = (() => {
   if (!workerData || !workerData.md5x4) return undefined;
   try {
@@ -135,7 +134,7 @@ const pump = () => {
   for (let hashed = 0; hashed < 32 * 1024 * 1024; ) {
     const found = ready();
     if (found.length === 0) return;
-    if (found.length < 4 && waiting(found[0]) < ALONE_BYTES) {
+    if (found.length < 4) {
       let writing = 0;
       for (const unit of units.values()) if (unit.streams && unit.error === undefined && unit.end < unit.last) writing++;
       if (writing >= 4) return; // partners are coming
@@ -183,7 +182,7 @@ parentPort.on('message', (m) => {
       }
       units.set(m.key, unit);
     }
-    if (unit.error !== undefined) return;
+    if (unit.error !== undefined || m.start === m.end) return;
     if (unit.streams) {
       if (m.start !== unit.end) fail(unit, new Error('bytes of ' + m.path + ' were reported out of order'));
       unit.end = m.end;
@@ -234,10 +233,11 @@ export interface FileDigest {
 export interface FileDigestOptions {
   /**
    * The digest is one of several units (the parts of an object) whose bytes are written side by
-   * side, and its bytes end at `end` (exclusive): its thread may then hash it in step with the
-   * others (an MD5 four streams at a time).
+   * side, and its bytes are `start` to `end` (exclusive): its thread may then hash it in step with
+   * the others (an MD5 four streams at a time). The thread learns of it at once, so that it waits
+   * for it as a partner before its first bytes come.
    */
-  streams?: { end: number };
+  streams?: { start: number; end: number };
 }
 
 /** One hashing thread and the digests it owes. */
@@ -282,7 +282,6 @@ export class HashWorkers {
 
   /** A new digest of bytes of the file at `path`, on the next thread in turn. */
   fileDigest(path: string, algorithm: FileHashAlgorithm, options: FileDigestOptions = {}): FileDigest {
-    const last = options.streams?.end;
     const index = this.nextThread++ % this.threads.length;
     const key = String(this.nextKey++);
     // The thread holding this digest's state from its first bytes on; null: none could start.
@@ -293,6 +292,12 @@ export class HashWorkers {
     let state: 'open' | 'asked' | 'dropped' = 'open';
     // The thread's answer to `digest`, once asked: it closes the file before it answers.
     let asked: Promise<unknown> | undefined;
+    const last = options.streams?.end;
+    if (options.streams) {
+      thread = this.threadAt(index);
+      const { start } = options.streams;
+      thread?.worker.postMessage({ type: 'update', key, algorithm, path, start, end: start, last } satisfies Message);
+    }
     return {
       written: (start, end) => {
         if (state !== 'open' || end <= start) return;
@@ -306,7 +311,7 @@ export class HashWorkers {
       digest: async () => {
         if (state === 'dropped') throw new Error('the digest was dropped');
         state = 'asked';
-        if (from === undefined) return createHash(algorithm).digest(); // no bytes
+        if (from === undefined && !thread) return createHash(algorithm).digest(); // no bytes, no thread told
         if (!inOrder) throw new Error(`bytes of ${path} were reported out of order`);
         if (thread && !thread.stopped) {
           try {
@@ -317,6 +322,7 @@ export class HashWorkers {
             if (!(error instanceof ThreadStopped)) throw error;
           }
         }
+        if (from === undefined) return createHash(algorithm).digest();
         const fallback = hashFileRange(path, algorithm, from, to);
         asked = fallback.catch(() => undefined); // (this thread's read of the file)
         return fallback;

@@ -149,7 +149,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     const pool = new HashWorkers(threads);
     const list =
       count > 0 ? split(count, size) : [1, 55, 56, 63, 64, 65, 119, 120].map((length, i) => ({ start: i * 1000, end: i * 1000 + length }));
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
     writeInterleaved(digests, list, count + size);
     const got = await Promise.all(digests.map((d) => d.digest()));
     expect(got.map((d) => d.toString('hex'))).toEqual(md5s(list));
@@ -160,7 +160,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
   it('are the same, by node:crypto, in a pool told not to hash four at a time', async () => {
     const pool = new HashWorkers(1, false);
     const list = split(5, 700_001);
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
     writeInterleaved(digests, list, 7);
     expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
     expect(pool.multiStreamDigests).toBe(0);
@@ -170,7 +170,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
   it('do not wait for partners that never come: asked for, a digest is finished alone', async () => {
     const pool = new HashWorkers(1);
     const list = split(6, 512 * 1024);
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { end: u.end } }));
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
     // Five parts have begun (a block each) and stall; the thread waits for them to hash four at a time.
     for (const i of [1, 2, 3, 4, 5]) digests[i]!.written(list[i]!.start, list[i]!.start + 64);
     digests[0]!.written(list[0]!.start, list[0]!.end);
@@ -179,12 +179,22 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await pool.close();
   });
 
+  it('of a part announced but never written is the MD5 of nothing', async () => {
+    const pool = new HashWorkers(1);
+    const digest = pool.fileDigest(path, 'md5', { streams: { start: MiB, end: 2 * MiB } });
+    expect((await digest.digest()).toString('hex')).toBe(hex('md5', Buffer.alloc(0)));
+    await pool.close();
+  });
+
   it('fail with the reason when the file is shorter than the bytes reported written', async () => {
     const pool = new HashWorkers(1);
-    const digests = [0, 1, 2, 3, 4].map((i) =>
-      pool.fileDigest(path, 'md5', { streams: { end: bytes.length + (i === 2 ? 4096 : -i * 10_000) } }),
-    );
-    for (const [i, d] of digests.entries()) d.written(bytes.length - 300_000 - i * 10_000, bytes.length + (i === 2 ? 4096 : -i * 10_000));
+    // Part 2 is said to go 4 KiB past the file's end.
+    const list = [0, 1, 2, 3, 4].map((i) => ({
+      start: bytes.length - 300_000 - i * 10_000,
+      end: bytes.length + (i === 2 ? 4096 : -i * 10_000),
+    }));
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
+    for (const [i, d] of digests.entries()) d.written(list[i]!.start, list[i]!.end);
     const results = await Promise.allSettled(digests.map((d) => d.digest()));
     expect(results[2]).toMatchObject({
       status: 'rejected',
@@ -204,7 +214,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await writeFile(own, bytes);
     const pool = new HashWorkers(1);
     const list = split(3, MiB + 5);
-    const digests = list.map((u) => pool.fileDigest(own, 'md5', { streams: { end: u.end } }));
+    const digests = list.map((u) => pool.fileDigest(own, 'md5', { streams: u }));
     for (const [i, d] of digests.entries()) d.written(list[i]!.start, list[i]!.end);
     await vi.waitFor(async () => expect(await openHere(own)).toBe(3)); // the thread is reading them
     await Promise.all(digests.map((d) => d.drop()));
