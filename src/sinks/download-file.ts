@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   fchmodSync,
@@ -16,10 +15,8 @@ import { type FileHandle, lstat, mkdir, open, rename, rmdir, stat, unlink, utime
 import { basename, dirname, join, resolve } from 'node:path';
 import { type ErrorContext, LocalFileError } from '../errors.js';
 import { keyBaseName } from '../location.js';
+import { tempFileName } from '../storage/keys.js';
 import { fileError } from '../transfer/error-mapping.js';
-
-/** Temp files of downloads in progress: `.<name>.<12 hex>.s3xfer-part` (or `.<12 hex>.s3xfer-part` for long names). */
-export const TEMP_FILE_SUFFIX = '.s3xfer-part';
 
 /**
  * The file a download writes: `filename` itself, or `filename/<key's base name>` when `filename`
@@ -109,10 +106,7 @@ export class AtomicFile implements DownloadSink {
   /** Creates the temp file (exclusively, so two downloads never share one). */
   static async create(path: string, options: { mode?: number; mtime?: Date; sync?: boolean } = {}): Promise<AtomicFile> {
     const { mode, mtime, sync = false } = options;
-    const name = basename(path);
-    // Keep the temp name within NAME_MAX (255 bytes) when the destination's name is long.
-    const stem = Buffer.byteLength(name) > 200 ? '' : `${name}.`;
-    const tempPath = join(dirname(path), `.${stem}${randomBytes(6).toString('hex')}${TEMP_FILE_SUFFIX}`);
+    const tempPath = join(dirname(path), tempFileName(basename(path)));
     try {
       const io = sync ? syncCalls(tempPath, mode) : await threadPoolCalls(tempPath, mode);
       return new AtomicFile(path, tempPath, io, mtime);

@@ -34,6 +34,14 @@ describe('compareKeys orders keys by their UTF-8 bytes, as S3 lists them', () =>
 });
 
 describe('temp file names', () => {
+  it('are new for every download: 12 random hex digits (48 bits) each time', () => {
+    const ids = Array.from({ length: 2000 }, () => /^\.photo\.jpg\.([0-9a-f]{12})\.s3xfer-part$/.exec(tempFileName('photo.jpg'))?.[1]);
+    expect(ids.every((id) => id !== undefined)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    // Every digit position varies (none is a UUID's fixed version or variant digit).
+    for (let i = 0; i < 12; i++) expect(new Set(ids.map((id) => id![i])).size, `digit ${i}`).toBeGreaterThan(8);
+  });
+
   it('recognises the names AtomicFile gives its temp files, and only those', () => {
     expect(isTempFileName(tempFileName('photo.jpg'))).toBe(true);
     expect(isTempFileName(tempFileName('x'.repeat(250)))).toBe(true);
