@@ -37,12 +37,14 @@ type Reply = { id: number; digest?: Uint8Array; fourAtATime?: boolean; error?: s
  * A unit is hashed one of two ways:
  * - by `node:crypto`, its bytes read back and hashed as each update arrives;
  * - the MD5 units of parts written side by side (`last` given), four at a time by the
- *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`): an update only
+ *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`) and it gave
+ *   RFC 1321's answers to a test when it loaded: an update only
  *   records how far the file is written, and the thread hashes (on its next turn, once the
  *   messages already queued are read) up to 256 KiB of each of the four units with the most bytes
  *   waiting. It waits for four units to have bytes, as four cost what one costs, unless fewer than
- *   four are still being written: the bytes wait in the file, not in memory. Asked for a digest,
- *   it hashes the unit's last bytes (with partners when there are) and MD5's padding.
+ *   four are still being written or 64 MiB wait (parts bigger than the usual 8 MiB): the bytes
+ *   wait in the file, not in memory. Asked for a digest, it hashes the unit's last bytes (with
+ *   partners when there are) and MD5's padding.
  */
 const WORKER_SOURCE = `
 'use strict';
@@ -64,6 +66,7 @@ const fail = (unit, error) => {
 };
 /** Reads bytes start..end of the unit's file into 'into' at 'at'. */
 const readInto = (unit, into, at, start, end) => {
+  if (start >= end) return;
   if (unit.fd === undefined) unit.fd = openSync(unit.path, 'r');
   for (let position = start; position < end; ) {
     const read = readSync(unit.fd, into, at + position - start, end - position, position);
@@ -73,9 +76,11 @@ const readInto = (unit, into, at, start, end) => {
 };
 
 // Four streams at a time (md5x4.c): its memory holds the four lanes' state words (A, B, C, D
-// vectors), then each lane's bytes.
+// vectors, little-endian as WebAssembly's memory is on every host), then each lane's bytes.
 const LANE_BYTES = 256 * 1024;
-const lanes = (() => {
+// Bytes that may wait for partners, in all; beyond, they are hashed with fewer (big parts).
+const BACKLOG_BYTES = 64 * 1024 * 1024;
+let lanes = (() => {
   if (!workerData || !workerData.md5x4) return undefined;
   try {
     const at = [0, 1, 2, 3].map((i) => 64 + i * (LANE_BYTES + 128));
@@ -83,7 +88,7 @@ const lanes = (() => {
     const module = new WebAssembly.Module(workerData.md5x4);
     const { md5x4 } = new WebAssembly.Instance(module, { env: { memory } }).exports;
     const bytes = new Uint8Array(memory.buffer);
-    return { md5x4, at, bytes, words: new Uint32Array(memory.buffer, 0, 16), view: new DataView(memory.buffer) };
+    return { md5x4, at, bytes, view: new DataView(memory.buffer) };
   } catch {
     return undefined; // (no WebAssembly SIMD here): node:crypto hashes every unit
   }
@@ -92,15 +97,47 @@ const waiting = (unit) => (unit.error === undefined ? unit.end - unit.pos : 0);
 const byWaiting = (a, b) => waiting(b) - waiting(a);
 /** Runs md5x4 over 'blocks' 64-byte blocks in the lanes of up to four units (an empty lane repeats lane 0). */
 const compress = (group, blocks) => {
-  const { words, at } = lanes;
+  const { view, at } = lanes;
   for (let i = 0; i < 4; i++) {
     const state = (group[i] || group[0]).state;
-    for (let r = 0; r < 4; r++) words[r * 4 + i] = state[r];
+    for (let r = 0; r < 4; r++) view.setUint32(16 * r + 4 * i, state[r], true);
   }
   const lane = (i) => (i < group.length ? at[i] : at[0]);
   lanes.md5x4(0, lane(0), lane(1), lane(2), lane(3), blocks);
-  for (let i = 0; i < group.length; i++) for (let r = 0; r < 4; r++) group[i].state[r] = words[r * 4 + i];
+  for (let i = 0; i < group.length; i++) for (let r = 0; r < 4; r++) group[i].state[r] = view.getUint32(16 * r + 4 * i, true);
 };
+const initialState = () => new Uint32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]);
+/** Writes MD5's padding after 'tail' bytes at 'at' (0x80, zeros, the length in bits of all 'length' bytes); returns its blocks. */
+const pad = (at, tail, length) => {
+  const padded = tail < 56 ? 64 : 128;
+  lanes.bytes.fill(0, at + tail, at + padded);
+  lanes.bytes[at + tail] = 0x80;
+  const bits = length * 8;
+  lanes.view.setUint32(at + padded - 8, bits % 4294967296, true);
+  lanes.view.setUint32(at + padded - 4, Math.floor(bits / 4294967296), true);
+  return padded / 64;
+};
+const digestOf = (state) => {
+  const digest = Buffer.alloc(16);
+  for (let r = 0; r < 4; r++) digest.writeUInt32LE(state[r], r * 4);
+  return digest;
+};
+// A known answer before the first use (RFC 1321's test messages, one per lane): a module that
+// computes anything else (a miscompile, a host this code does not expect) is not used.
+if (lanes) {
+  try {
+    const messages = ['', 'a', 'abc', 'message digest'].map((m) => Buffer.from(m));
+    const group = messages.map((m, i) => {
+      lanes.bytes.set(m, lanes.at[i]);
+      pad(lanes.at[i], m.length, m.length);
+      return { state: initialState() };
+    });
+    compress(group, 1);
+    if (!group.every((u, i) => digestOf(u.state).equals(createHash('md5').update(messages[i]).digest()))) lanes = undefined;
+  } catch {
+    lanes = undefined;
+  }
+}
 /** Hashes the next 'blocks' blocks of each unit of 'group', read from their files. */
 const hashLanes = (group, blocks) => {
   const read = [];
@@ -134,7 +171,9 @@ const pump = () => {
   for (let hashed = 0; hashed < 32 * 1024 * 1024; ) {
     const found = ready();
     if (found.length === 0) return;
-    if (found.length < 4) {
+    let backlog = 0;
+    for (const unit of found) backlog += waiting(unit);
+    if (found.length < 4 && backlog < BACKLOG_BYTES) {
       let writing = 0;
       for (const unit of units.values()) if (unit.streams && unit.error === undefined && unit.end < unit.last) writing++;
       if (writing >= 4) return; // partners are coming
@@ -150,23 +189,14 @@ const finish = (unit) => {
   while (unit.error === undefined && waiting(unit) >= 64) hashGroup(unit, ready());
   if (unit.error !== undefined) return undefined;
   const at = lanes.at[0];
-  const tail = unit.end - unit.pos;
-  const padded = tail < 56 ? 64 : 128;
-  lanes.bytes.fill(0, at, at + padded);
   try {
     readInto(unit, lanes.bytes, at, unit.pos, unit.end);
   } catch (error) {
     fail(unit, error);
     return undefined;
   }
-  lanes.bytes[at + tail] = 0x80;
-  const bits = (unit.end - unit.begin) * 8;
-  lanes.view.setUint32(at + padded - 8, bits % 4294967296, true);
-  lanes.view.setUint32(at + padded - 4, Math.floor(bits / 4294967296), true);
-  compress([unit], padded / 64);
-  const digest = Buffer.alloc(16);
-  for (let r = 0; r < 4; r++) digest.writeUInt32LE(unit.state[r], r * 4);
-  return digest;
+  compress([unit], pad(at, unit.end - unit.pos, unit.end - unit.begin));
+  return digestOf(unit.state);
 };
 
 parentPort.on('message', (m) => {
@@ -176,7 +206,7 @@ parentPort.on('message', (m) => {
       unit = { path: m.path, fd: undefined, error: undefined };
       if (m.last !== undefined && m.algorithm === 'md5' && lanes) {
         Object.assign(unit, { streams: true, begin: m.start, pos: m.start, end: m.start, last: m.last });
-        unit.state = new Uint32Array([0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476]);
+        unit.state = initialState();
       } else {
         unit.hash = createHash(m.algorithm);
       }
@@ -266,11 +296,12 @@ export class HashWorkers {
   /**
    * @param size threads at most
    * @param multiStream whether threads may hash MD5s four streams at a time (md5x4.c); without
-   *   it (or without WebAssembly SIMD) every digest is `node:crypto`'s
+   *   it (or without WebAssembly SIMD) every digest is `node:crypto`'s. Tests may pass the bytes of
+   *   another module instead of md5x4.c's.
    */
   constructor(
     size = Math.max(1, Math.min(4, availableParallelism() - 1)),
-    private readonly multiStream = true,
+    private readonly multiStream: boolean | Uint8Array = true,
   ) {
     this.threads = new Array(size).fill(undefined);
   }
@@ -312,7 +343,11 @@ export class HashWorkers {
         if (state === 'dropped') throw new Error('the digest was dropped');
         state = 'asked';
         if (from === undefined && !thread) return createHash(algorithm).digest(); // no bytes, no thread told
-        if (!inOrder) throw new Error(`bytes of ${path} were reported out of order`);
+        if (!inOrder) {
+          // (a caller's bug) The thread forgets the digest and closes the file; a drop waits for that.
+          if (thread && !thread.stopped) asked = this.ask(thread, { type: 'drop', keys: [key], id: this.nextId++ }).catch(() => undefined);
+          throw new Error(`bytes of ${path} were reported out of order`);
+        }
         if (thread && !thread.stopped) {
           try {
             const answer = this.ask(thread, { type: 'digest', key, algorithm, id: this.nextId++ });
@@ -358,7 +393,8 @@ export class HashWorkers {
     let worker: Worker;
     try {
       // No inherited Node flags: `--input-type=module` would make this CommonJS source ESM.
-      const workerData = { md5x4: this.multiStream ? md5x4Module() : undefined };
+      const module = this.multiStream === true ? md5x4Module() : this.multiStream || undefined;
+      const workerData = { md5x4: module };
       worker = new Worker(WORKER_SOURCE, { eval: true, name: 's3xfer-hash', execArgv: [], workerData });
     } catch {
       return null;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Check, PassDigests } from '../../src/integrity/checks.js';
 import { type FileDigest, HashWorkers } from '../../src/integrity/hash-workers.js';
+import { MD5X4_WASM } from '../../src/integrity/md5x4-wasm.js';
 import { MiB, tempDir } from '../helpers/files.js';
 
 // Worker threads hash a big download's parts from the file as it is written (src/integrity/hash-workers.ts).
@@ -167,6 +168,40 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await pool.close();
   });
 
+  it('are by node:crypto when the module gives a wrong answer to the known-answer test it must pass when it loads', async () => {
+    // md5x4.c's module with one lane's first round constant changed: it loads and runs, and is wrong.
+    const broken = Buffer.from(MD5X4_WASM, 'base64');
+    const constant = broken.indexOf(Buffer.from([0x78, 0xa4, 0x6a, 0xd7])); // 0xd76aa478, little-endian
+    expect(constant).toBeGreaterThan(0);
+    broken[constant] = broken[constant]! ^ 1;
+    const pool = new HashWorkers(1, broken);
+    const list = split(5, 600_000);
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
+    writeInterleaved(digests, list, 11);
+    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(pool.multiStreamDigests).toBe(0);
+    await pool.close();
+  });
+
+  it('hash bytes waiting without four partners once 64 MiB wait (parts bigger than usual)', async () => {
+    const big = join(dir, 'big-parts.bin');
+    const size = 3 * 24 * MiB;
+    await writeFile(big, Buffer.alloc(size, 7));
+    const pool = new HashWorkers(1);
+    // Eight parts of 24 MiB; three are written whole, five not begun (so four or more are still
+    // being written): 72 MiB wait.
+    const list = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ start: (i % 3) * 24 * MiB, end: ((i % 3) + 1) * 24 * MiB }));
+    const digests = list.map((u) => pool.fileDigest(big, 'md5', { streams: u }));
+    for (const i of [0, 1, 2]) digests[i]!.written(list[i]!.start, list[i]!.end);
+    // The thread hashes them now (and so has the file open), not only when asked.
+    await vi.waitFor(async () => expect(await openHere(big)).toBe(3), { timeout: 5000 });
+    const expected = hex('md5', Buffer.alloc(24 * MiB, 7));
+    expect((await digests[0]!.digest()).toString('hex')).toBe(expected);
+    await Promise.all(digests.slice(1).map((d) => d.drop()));
+    await pool.close();
+    await rm(big);
+  });
+
   it('do not wait for partners that never come: asked for, a digest is finished alone', async () => {
     const pool = new HashWorkers(1);
     const list = split(6, 512 * 1024);
@@ -179,10 +214,24 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await pool.close();
   });
 
-  it('of a part announced but never written is the MD5 of nothing', async () => {
+  it('of a part announced but never written is the MD5 of nothing (the file need not exist)', async () => {
     const pool = new HashWorkers(1);
-    const digest = pool.fileDigest(path, 'md5', { streams: { start: MiB, end: 2 * MiB } });
+    const digest = pool.fileDigest(join(dir, 'never-made.bin'), 'md5', { streams: { start: MiB, end: 2 * MiB } });
     expect((await digest.digest()).toString('hex')).toBe(hex('md5', Buffer.alloc(0)));
+    await pool.close();
+  });
+
+  it('of bytes reported out of order fails, and its thread closes the file', async () => {
+    const own = join(dir, 'out-of-order.bin');
+    await writeFile(own, bytes);
+    const pool = new HashWorkers(1);
+    const digest = pool.fileDigest(own, 'sha256');
+    digest.written(0, 1000);
+    digest.written(2000, 3000);
+    await vi.waitFor(async () => expect(await openHere(own)).toBe(1));
+    await expect(digest.digest()).rejects.toThrow('were reported out of order');
+    await digest.drop();
+    expect(await openHere(own)).toBe(0);
     await pool.close();
   });
 
