@@ -306,9 +306,12 @@ export class PassDigests {
   ) {
     const algorithm = check.algorithm;
     if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
-      const streams = sideBySide && units.length > 1;
+      // Parts fetched side by side are hashed in step; an object's only unit (its whole MD5) joins
+      // other files' units when there are (a directory job).
+      const solo = units.length === 1;
+      const streams = (sideBySide && units.length > 1) || solo;
       this.inFile = units.map((unit) =>
-        file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1 } } : {}),
+        file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1, solo } } : {}),
       );
     } else {
       this.inline = units.map(() => createDigest(algorithm));

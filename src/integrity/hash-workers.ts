@@ -20,9 +20,9 @@ export type FileHashAlgorithm = 'md5' | 'sha256';
 /** Objects below this size are hashed inline: a worker's round trips would cost more than they save. */
 export const FILE_HASHING_MIN_BYTES = 8 * 1024 * 1024;
 
-/** What the main thread tells a worker. `end` is exclusive; `last`: where a {@link FileDigestOptions.streams} unit ends. */
+/** What the main thread tells a worker. `end` is exclusive; `last` and `solo`: a {@link FileDigestOptions.streams} unit's. */
 type Message =
-  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number }
+  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number; solo?: boolean }
   | { type: 'digest'; key: string; algorithm: FileHashAlgorithm; id: number }
   | { type: 'drop'; keys: string[]; id: number };
 
@@ -36,7 +36,8 @@ type Reply = { id: number; digest?: Uint8Array; fourAtATime?: boolean; error?: s
  *
  * A unit is hashed one of two ways:
  * - by `node:crypto`, its bytes read back and hashed as each update arrives;
- * - the MD5 units of parts written side by side (`last` given), four at a time by the
+ * - the MD5 units of parts written side by side (`last` given; an object's only unit, `solo`,
+ *   only when three other units are being written as it starts: other files), four at a time by the
  *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`) and it gave
  *   RFC 1321's answers to a test when it loaded: an update only
  *   records how far the file is written, and the thread hashes (on its next turn, once the
@@ -52,7 +53,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
 const buffer = Buffer.allocUnsafe(1024 * 1024);
-// key -> unit: { hash } or { streams: true, begin, pos, end, last, state }, and { fd, error }.
+// key -> unit: { hash } or { streams: true, begin, pos, state }, and { path, fd, error, end, last }
 // The file stays open from a unit's first bytes to its digest.
 const units = new Map();
 const forget = (key) => {
@@ -165,6 +166,12 @@ const ready = () => {
   for (const unit of units.values()) if (unit.streams && waiting(unit) >= 64) found.push(unit);
   return found.sort(byWaiting);
 };
+/** How many units hashed four at a time (or, with 'any', told where they end) are still being written. */
+const writing = (any) => {
+  let count = 0;
+  for (const unit of units.values()) if ((unit.streams || any) && unit.error === undefined && unit.end < unit.last) count++;
+  return count;
+};
 let turn;
 const pump = () => {
   turn = undefined;
@@ -173,11 +180,7 @@ const pump = () => {
     if (found.length === 0) return;
     let backlog = 0;
     for (const unit of found) backlog += waiting(unit);
-    if (found.length < 4 && backlog < BACKLOG_BYTES) {
-      let writing = 0;
-      for (const unit of units.values()) if (unit.streams && unit.error === undefined && unit.end < unit.last) writing++;
-      if (writing >= 4) return; // partners are coming
-    }
+    if (found.length < 4 && backlog < BACKLOG_BYTES && writing() >= 4) return; // partners are coming
     const before = found.reduce((sum, unit) => sum + waiting(unit), 0);
     hashGroup(undefined, found);
     hashed += before - found.reduce((sum, unit) => sum + waiting(unit), 0) + 1;
@@ -203,9 +206,9 @@ parentPort.on('message', (m) => {
   if (m.type === 'update') {
     let unit = units.get(m.key);
     if (!unit) {
-      unit = { path: m.path, fd: undefined, error: undefined };
-      if (m.last !== undefined && m.algorithm === 'md5' && lanes) {
-        Object.assign(unit, { streams: true, begin: m.start, pos: m.start, end: m.start, last: m.last });
+      unit = { path: m.path, fd: undefined, error: undefined, end: m.start, last: m.last };
+      if (m.last !== undefined && m.algorithm === 'md5' && lanes && (!m.solo || writing(true) >= 3)) {
+        Object.assign(unit, { streams: true, begin: m.start, pos: m.start });
         unit.state = initialState();
       } else {
         unit.hash = createHash(m.algorithm);
@@ -219,6 +222,7 @@ parentPort.on('message', (m) => {
       turn = turn || setImmediate(pump);
       return;
     }
+    unit.end = m.end;
     try {
       for (let position = m.start; position < m.end; ) {
         const length = Math.min(buffer.length, m.end - position);
@@ -265,9 +269,12 @@ export interface FileDigestOptions {
    * The digest is one of several units (the parts of an object) whose bytes are written side by
    * side, and its bytes are `start` to `end` (exclusive): its thread may then hash it in step with
    * the others (an MD5 four streams at a time). The thread learns of it at once, so that it waits
-   * for it as a partner before its first bytes come.
+   * for it as a partner before its first bytes come. `solo`: the unit is an object's only one (its
+   * whole MD5, one stream): it joins the four-at-a-time hashing only if three other units are
+   * being written on its thread when it starts (other files of a directory job); alone, one stream
+   * is cheaper by `node:crypto`.
    */
-  streams?: { start: number; end: number };
+  streams?: { start: number; end: number; solo?: boolean };
 }
 
 /** One hashing thread and the digests it owes. */
@@ -326,8 +333,8 @@ export class HashWorkers {
     const last = options.streams?.end;
     if (options.streams) {
       thread = this.threadAt(index);
-      const { start } = options.streams;
-      thread?.worker.postMessage({ type: 'update', key, algorithm, path, start, end: start, last } satisfies Message);
+      const { start, solo } = options.streams;
+      thread?.worker.postMessage({ type: 'update', key, algorithm, path, start, end: start, last, solo } satisfies Message);
     }
     return {
       written: (start, end) => {

@@ -158,6 +158,29 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await pool.close();
   });
 
+  it("an object's only digest (solo) is hashed alone by node:crypto, and four at a time with other files' being written", async () => {
+    const pool = new HashWorkers(1);
+    const alone = pool.fileDigest(path, 'md5', { streams: { start: 0, end: MiB, solo: true } });
+    alone.written(0, MiB);
+    expect((await alone.digest()).toString('hex')).toBe(hex('md5', bytes.subarray(0, MiB)));
+    expect(pool.multiStreamDigests).toBe(0);
+    // Files written whole (their digests not asked for yet) are no partners.
+    const written = split(4, 300_000).map((u) => {
+      const digest = pool.fileDigest(path, 'md5', { streams: { ...u, solo: true } });
+      digest.written(u.start, u.end);
+      return digest;
+    });
+    await Promise.all(written.map((d) => d.digest()));
+    expect(pool.multiStreamDigests).toBe(0);
+    // Five files of a directory job, each one stream: from the fourth on, three others are being written.
+    const list = split(5, 600_000);
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { ...u, solo: true } }));
+    writeInterleaved(digests, list, 5);
+    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(pool.multiStreamDigests).toBe(2);
+    await pool.close();
+  });
+
   it('are the same, by node:crypto, in a pool told not to hash four at a time', async () => {
     const pool = new HashWorkers(1, false);
     const list = split(5, 700_001);
