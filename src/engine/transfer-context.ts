@@ -28,6 +28,8 @@ export interface EngineParts {
   signal: AbortSignal;
   subscribers: TransferSubscriber[];
   endpoint: EndpointWatch;
+  /** How many transfers the manager has queued or running, this one included (a directory job: many). */
+  transfers: () => number;
 }
 
 /** Any S3 command (the SDK's overloads do not accept a union of command types). */
@@ -49,6 +51,7 @@ export class TransferContext {
   private readonly cleanups = new Set<Cleanup>();
   private readonly started = performance.now();
   private readonly endpoint: EndpointWatch;
+  private readonly engine: EngineParts;
   /** A request of this transfer could not connect, and no request of the manager got an answer meanwhile. */
   endpointUnreachable = false;
 
@@ -64,9 +67,15 @@ export class TransferContext {
     this.config = engine.config;
     this.budget = engine.budget;
     this.endpoint = engine.endpoint;
+    this.engine = engine;
     const progressOnly = options.onProgress ? { onProgress: options.onProgress } : undefined;
     this.events = new SubscriberSet([...engine.subscribers, ...(options.subscribers ?? []), progressOnly], info);
     this.signal = options.abortSignal ? AbortSignal.any([engine.signal, options.abortSignal]) : engine.signal;
+  }
+
+  /** How many transfers the manager has queued or running, this one included. */
+  get transfersRunning(): number {
+    return this.engine.transfers();
   }
 
   /**

@@ -152,6 +152,7 @@ export class TransferManager {
       signal,
       subscribers: options.subscribers ?? [],
       endpoint: new EndpointWatch(),
+      transfers: () => this.running.size,
     };
   }
 

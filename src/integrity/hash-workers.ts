@@ -20,6 +20,12 @@ export type FileHashAlgorithm = 'md5' | 'sha256';
 /** Objects below this size are hashed inline: a worker's round trips would cost more than they save. */
 export const FILE_HASHING_MIN_BYTES = 8 * 1024 * 1024;
 
+/**
+ * In a directory job (other transfers alongside), objects from this size on go to the threads
+ * too: the threads' start is shared, and their MD5s are hashed four at a time.
+ */
+export const JOB_FILE_HASHING_MIN_BYTES = 1024 * 1024;
+
 /** What the main thread tells a worker. `end` is exclusive; `last` and `solo`: a {@link FileDigestOptions.streams} unit's. */
 type Message =
   | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number; solo?: boolean }

@@ -11,7 +11,7 @@ import type { TransferContext } from '../engine/transfer-context.js';
 import { S3xferError, UsageError } from '../errors.js';
 import type { TransferResult } from '../events.js';
 import { type PartHead, type PassDigests, planVerification } from '../integrity/checks.js';
-import { FILE_HASHING_MIN_BYTES, hashWorkers } from '../integrity/hash-workers.js';
+import { FILE_HASHING_MIN_BYTES, hashWorkers, JOB_FILE_HASHING_MIN_BYTES } from '../integrity/hash-workers.js';
 import { multipartEtagParts } from '../integrity/layout.js';
 import { DownloadVerification, type VerificationOutcome } from '../integrity/verification.js';
 import {
@@ -83,9 +83,11 @@ export async function runDownload(
     : planParts(size, { multipartThreshold: Infinity, partSize: size }, 'download');
   const ranges = verification ? verification.downloadRanges(plan.ranges, file.positional) : plan.ranges;
   const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file, verification);
-  // A big object's MD5 or SHA-256 is hashed by worker threads, from the temp file as it is written.
+  // A big object's MD5 or SHA-256 is hashed by worker threads, from the temp file as it is written;
+  // in a directory job, so is a medium one.
   const tempPath = tempPathOf(file);
-  const hashed = tempPath !== undefined && size >= FILE_HASHING_MIN_BYTES ? { path: tempPath, workers: hashWorkers() } : undefined;
+  const threaded = size >= FILE_HASHING_MIN_BYTES || (size >= JOB_FILE_HASHING_MIN_BYTES && t.transfersRunning >= 4);
+  const hashed = tempPath !== undefined && threaded ? { path: tempPath, workers: hashWorkers() } : undefined;
   await getter.fetch(ranges, verification?.startPass(ranges, hashed));
   let outcome: VerificationOutcome = { verified: false, warnings: [] };
   if (verification) {

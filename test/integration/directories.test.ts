@@ -35,6 +35,7 @@ import {
   type TreeOptions,
   UsageError,
 } from '../../src/index.js';
+import { hashWorkers } from '../../src/integrity/hash-workers.js';
 import { type FaultProxy, isGetObject, isPutObject, isUploadPart, type ProxiedRequest, startFaultProxy } from '../helpers/fault-proxy.js';
 import { MiB, rm, tempDir } from '../helpers/files.js';
 import { createTestBucket, openMultipartUploads, removeTestBucket, s3Server, testClient } from '../helpers/s3.js';
@@ -140,6 +141,23 @@ describe('copyTree (cp --recursive)', () => {
     // Every downloaded file carries its object's LastModified as its modification time.
     for (const [relative, time] of await lastModifiedUnder('copy/'))
       expect(Math.round((await stat(join(target, relative))).mtimeMs)).toBe(time);
+  });
+
+  it("checks the MD5s of a job's medium files (1 MiB and more) in the hashing threads, four at a time", async () => {
+    const files = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`m${i}.bin`, randomBytes(MiB + 1000 * i)]));
+    const source = join(work, 'medium-src');
+    await writeTree(source, files);
+    await copy(local(source), s3('medium/'));
+    const before = hashWorkers().multiStreamDigests;
+    const target = join(work, 'medium-dst');
+    const down = await copy(s3('medium/'), local(target));
+    expect(down).toMatchObject({ transferred: 12, failed: [], skipped: 0 });
+    expect(await readTree(target)).toEqual(await readTree(source));
+    // Single-part objects, one stream each: those that started while three others were being
+    // written went four at a time (how many depends on timing; the first three never do).
+    const fourAtATime = hashWorkers().multiStreamDigests - before;
+    expect(fourAtATime).toBeGreaterThan(0);
+    expect(fourAtATime).toBeLessThanOrEqual(9);
   });
 
   it('takes "prefix" and "prefix/" alike, and keeps keys outside the prefix out', async () => {

@@ -19,6 +19,7 @@ function transfer(): TransferContext {
     signal: new AbortController().signal,
     subscribers: [],
     endpoint: new EndpointWatch(),
+    transfers: () => 1,
   };
   return new TransferContext(
     engine,
