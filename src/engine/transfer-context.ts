@@ -28,8 +28,8 @@ export interface EngineParts {
   signal: AbortSignal;
   subscribers: TransferSubscriber[];
   endpoint: EndpointWatch;
-  /** How many transfers the manager has queued or running, this one included (a directory job: many). */
-  transfers: () => number;
+  /** How many downloads to files the manager is running (admitted, not finished), this one included: many in a directory job. */
+  fileDownloads: () => number;
 }
 
 /** Any S3 command (the SDK's overloads do not accept a union of command types). */
@@ -73,9 +73,9 @@ export class TransferContext {
     this.signal = options.abortSignal ? AbortSignal.any([engine.signal, options.abortSignal]) : engine.signal;
   }
 
-  /** How many transfers the manager has queued or running, this one included. */
-  get transfersRunning(): number {
-    return this.engine.transfers();
+  /** How many downloads to files the manager is running, this one included (see {@link EngineParts.fileDownloads}). */
+  get fileDownloadsRunning(): number {
+    return this.engine.fileDownloads();
   }
 
   /**

@@ -116,6 +116,8 @@ export class TransferManager {
   private stopObserving = () => {};
   private readonly failurePolicy: FailurePolicy;
   private readonly running = new Set<Promise<unknown>>();
+  /** Downloads to files admitted and not finished (see {@link EngineParts.fileDownloads}). */
+  private fileDownloads = 0;
   private readonly summary: TransferSummary = { succeeded: 0, bytes: 0, failed: [] };
 
   constructor(
@@ -152,7 +154,7 @@ export class TransferManager {
       signal,
       subscribers: options.subscribers ?? [],
       endpoint: new EndpointWatch(),
-      transfers: () => this.running.size,
+      fileDownloads: () => this.fileDownloads,
     };
   }
 
@@ -167,7 +169,14 @@ export class TransferManager {
   /** Downloads `s3://bucket/key` to a local file (see {@link downloadFile}). */
   download(bucket: string, key: string, filename: string, options: DownloadTransferOptions = {}): Promise<TransferResult> {
     const info = { direction: 'download' as const, source: formatS3Url(bucket, key), destination: filename };
-    return this.submit(info, bucket, key, options, (t) => runDownload(t, filename, options.extraArgs ?? {}, options));
+    return this.submit(info, bucket, key, options, async (t) => {
+      this.fileDownloads++;
+      try {
+        return await runDownload(t, filename, options.extraArgs ?? {}, options);
+      } finally {
+        this.fileDownloads--;
+      }
+    });
   }
 
   /**

@@ -281,6 +281,8 @@ export function downloadRangesFor(check: Check, size: number, planned: ByteRange
 export interface HashedFile {
   path: string;
   workers: HashWorkers;
+  /** Other files are downloaded and hashed alongside (a directory job): their digests can go in step. */
+  alongside?: boolean;
 }
 
 /**
@@ -306,12 +308,10 @@ export class PassDigests {
   ) {
     const algorithm = check.algorithm;
     if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
-      // Parts fetched side by side are hashed in step; an object's only unit (its whole MD5) joins
-      // other files' units when there are (a directory job).
-      const solo = units.length === 1;
-      const streams = (sideBySide && units.length > 1) || solo;
+      // Parts fetched side by side are hashed in step, and so are the files of a directory job.
+      const streams = (sideBySide && units.length > 1) || (units.length === 1 && file.alongside === true);
       this.inFile = units.map((unit) =>
-        file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1, solo } } : {}),
+        file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1 } } : {}),
       );
     } else {
       this.inline = units.map(() => createDigest(algorithm));

@@ -21,14 +21,14 @@ export type FileHashAlgorithm = 'md5' | 'sha256';
 export const FILE_HASHING_MIN_BYTES = 8 * 1024 * 1024;
 
 /**
- * In a directory job (other transfers alongside), objects from this size on go to the threads
- * too: the threads' start is shared, and their MD5s are hashed four at a time.
+ * In a directory job (four downloads to files or more at once), objects from this size on go to the
+ * threads too: the threads' start is shared, and their MD5s are hashed four at a time.
  */
 export const JOB_FILE_HASHING_MIN_BYTES = 1024 * 1024;
 
-/** What the main thread tells a worker. `end` is exclusive; `last` and `solo`: a {@link FileDigestOptions.streams} unit's. */
+/** What the main thread tells a worker. `end` is exclusive; `last`: where a {@link FileDigestOptions.streams} unit ends. */
 type Message =
-  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number; solo?: boolean }
+  | { type: 'update'; key: string; algorithm: FileHashAlgorithm; path: string; start: number; end: number; last?: number }
   | { type: 'digest'; key: string; algorithm: FileHashAlgorithm; id: number }
   | { type: 'drop'; keys: string[]; id: number };
 
@@ -42,8 +42,8 @@ type Reply = { id: number; digest?: Uint8Array; fourAtATime?: boolean; error?: s
  *
  * A unit is hashed one of two ways:
  * - by `node:crypto`, its bytes read back and hashed as each update arrives;
- * - the MD5 units of parts written side by side (`last` given; an object's only unit, `solo`,
- *   only when three other units are being written as it starts: other files), four at a time by the
+ * - the MD5 units written side by side (`last` given: the parts of an object, or the files of a
+ *   directory job), four at a time by the
  *   WebAssembly of md5x4.c, when the thread could load it (`workerData.md5x4`) and it gave
  *   RFC 1321's answers to a test when it loaded: an update only
  *   records how far the file is written, and the thread hashes (on its next turn, once the
@@ -59,7 +59,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
 const { openSync, readSync, closeSync } = require('node:fs');
 const buffer = Buffer.allocUnsafe(1024 * 1024);
-// key -> unit: { hash } or { streams: true, begin, pos, state }, and { path, fd, error, end, last }
+// key -> unit: { hash } or { streams: true, begin, pos, end, last, state }, and { path, fd, error }
 // The file stays open from a unit's first bytes to its digest.
 const units = new Map();
 const forget = (key) => {
@@ -172,10 +172,10 @@ const ready = () => {
   for (const unit of units.values()) if (unit.streams && waiting(unit) >= 64) found.push(unit);
   return found.sort(byWaiting);
 };
-/** How many units hashed four at a time (or, with 'any', told where they end) are still being written. */
-const writing = (any) => {
+/** How many units hashed four at a time are still being written. */
+const writing = () => {
   let count = 0;
-  for (const unit of units.values()) if ((unit.streams || any) && unit.error === undefined && unit.end < unit.last) count++;
+  for (const unit of units.values()) if (unit.streams && unit.error === undefined && unit.end < unit.last) count++;
   return count;
 };
 let turn;
@@ -212,9 +212,9 @@ parentPort.on('message', (m) => {
   if (m.type === 'update') {
     let unit = units.get(m.key);
     if (!unit) {
-      unit = { path: m.path, fd: undefined, error: undefined, end: m.start, last: m.last };
-      if (m.last !== undefined && m.algorithm === 'md5' && lanes && (!m.solo || writing(true) >= 3)) {
-        Object.assign(unit, { streams: true, begin: m.start, pos: m.start });
+      unit = { path: m.path, fd: undefined, error: undefined };
+      if (m.last !== undefined && m.algorithm === 'md5' && lanes) {
+        Object.assign(unit, { streams: true, begin: m.start, pos: m.start, end: m.start, last: m.last });
         unit.state = initialState();
       } else {
         unit.hash = createHash(m.algorithm);
@@ -228,7 +228,6 @@ parentPort.on('message', (m) => {
       turn = turn || setImmediate(pump);
       return;
     }
-    unit.end = m.end;
     try {
       for (let position = m.start; position < m.end; ) {
         const length = Math.min(buffer.length, m.end - position);
@@ -275,12 +274,10 @@ export interface FileDigestOptions {
    * The digest is one of several units (the parts of an object) whose bytes are written side by
    * side, and its bytes are `start` to `end` (exclusive): its thread may then hash it in step with
    * the others (an MD5 four streams at a time). The thread learns of it at once, so that it waits
-   * for it as a partner before its first bytes come. `solo`: the unit is an object's only one (its
-   * whole MD5, one stream): it joins the four-at-a-time hashing only if three other units are
-   * being written on its thread when it starts (other files of a directory job); alone, one stream
+   * for it as a partner before its first bytes come. Not for a lone stream: one stream at a time
    * is cheaper by `node:crypto`.
    */
-  streams?: { start: number; end: number; solo?: boolean };
+  streams?: { start: number; end: number };
 }
 
 /** One hashing thread and the digests it owes. */
@@ -339,8 +336,8 @@ export class HashWorkers {
     const last = options.streams?.end;
     if (options.streams) {
       thread = this.threadAt(index);
-      const { start, solo } = options.streams;
-      thread?.worker.postMessage({ type: 'update', key, algorithm, path, start, end: start, last, solo } satisfies Message);
+      const { start } = options.streams;
+      thread?.worker.postMessage({ type: 'update', key, algorithm, path, start, end: start, last } satisfies Message);
     }
     return {
       written: (start, end) => {

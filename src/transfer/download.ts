@@ -84,10 +84,12 @@ export async function runDownload(
   const ranges = verification ? verification.downloadRanges(plan.ranges, file.positional) : plan.ranges;
   const getter = new RangeGetter(t, { ...request, ...(head.ETag ? { IfMatch: head.ETag } : {}) }, size, file, verification);
   // A big object's MD5 or SHA-256 is hashed by worker threads, from the temp file as it is written;
-  // in a directory job, so is a medium one.
+  // in a directory job (four downloads or more at once) so is a medium one, and the files' MD5s go
+  // four at a time.
   const tempPath = tempPathOf(file);
-  const threaded = size >= FILE_HASHING_MIN_BYTES || (size >= JOB_FILE_HASHING_MIN_BYTES && t.transfersRunning >= 4);
-  const hashed = tempPath !== undefined && threaded ? { path: tempPath, workers: hashWorkers() } : undefined;
+  const alongside = t.fileDownloadsRunning >= 4;
+  const threaded = size >= FILE_HASHING_MIN_BYTES || (alongside && size >= JOB_FILE_HASHING_MIN_BYTES);
+  const hashed = tempPath !== undefined && threaded ? { path: tempPath, workers: hashWorkers(), alongside } : undefined;
   await getter.fetch(ranges, verification?.startPass(ranges, hashed));
   let outcome: VerificationOutcome = { verified: false, warnings: [] };
   if (verification) {

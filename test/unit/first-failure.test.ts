@@ -19,7 +19,7 @@ function transfer(): TransferContext {
     signal: new AbortController().signal,
     subscribers: [],
     endpoint: new EndpointWatch(),
-    transfers: () => 1,
+    fileDownloads: () => 1,
   };
   return new TransferContext(
     engine,

@@ -158,29 +158,6 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     await pool.close();
   });
 
-  it("an object's only digest (solo) is hashed alone by node:crypto, and four at a time with other files' being written", async () => {
-    const pool = new HashWorkers(1);
-    const alone = pool.fileDigest(path, 'md5', { streams: { start: 0, end: MiB, solo: true } });
-    alone.written(0, MiB);
-    expect((await alone.digest()).toString('hex')).toBe(hex('md5', bytes.subarray(0, MiB)));
-    expect(pool.multiStreamDigests).toBe(0);
-    // Files written whole (their digests not asked for yet) are no partners.
-    const written = split(4, 300_000).map((u) => {
-      const digest = pool.fileDigest(path, 'md5', { streams: { ...u, solo: true } });
-      digest.written(u.start, u.end);
-      return digest;
-    });
-    await Promise.all(written.map((d) => d.digest()));
-    expect(pool.multiStreamDigests).toBe(0);
-    // Five files of a directory job, each one stream: from the fourth on, three others are being written.
-    const list = split(5, 600_000);
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: { ...u, solo: true } }));
-    writeInterleaved(digests, list, 5);
-    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
-    expect(pool.multiStreamDigests).toBe(2);
-    await pool.close();
-  });
-
   it('are the same, by node:crypto, in a pool told not to hash four at a time', async () => {
     const pool = new HashWorkers(1, false);
     const list = split(5, 700_001);
@@ -322,6 +299,25 @@ describe('pass digests with a file', () => {
     const expected = units.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)));
     expect((await sideBySide.unitDigests()).map((d) => d.toString('hex'))).toEqual(expected);
     expect(pool.multiStreamDigests).toBe(units.length);
+    await pool.close();
+  });
+
+  it("of objects in one part (one digest each) hash by node:crypto alone, and four at a time alongside a directory job's others", async () => {
+    const whole: Check = { method: 'md5-etag', algorithm: 'md5', shape: 'whole', expected: '', certain: true, label: 'test' };
+    const pool = new HashWorkers(1);
+    const objects = [0, 1, 2, 3, 4].map((i) => ({ start: i * 600_000, end: (i + 1) * 600_000 - 1 }));
+    const passes = (alongside: boolean) => objects.map((unit) => new PassDigests(whole, [unit], { path, workers: pool, alongside }));
+    for (const alongside of [false, true]) {
+      const all = passes(alongside);
+      // The files' bytes arrive interleaved, as a directory job's do.
+      for (let at = 0; at < 600_000; at += 200_000) {
+        for (const [i, pass] of all.entries())
+          pass.feed(objects[i]!.start + at, [bytes.subarray(objects[i]!.start + at, objects[i]!.start + at + 200_000)]);
+      }
+      const digests = await Promise.all(all.map(async (pass) => (await pass.unitDigests())[0]!.toString('hex')));
+      expect(digests).toEqual(objects.map((u) => hex('md5', bytes.subarray(u.start, u.end + 1))));
+      expect(pool.multiStreamDigests).toBe(alongside ? objects.length : 0);
+    }
     await pool.close();
   });
 
