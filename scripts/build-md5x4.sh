@@ -15,4 +15,5 @@ clang --target=wasm32 -msimd128 -O3 -nostdlib -Wl,--no-entry -Wl,--import-memory
   echo '/** The WebAssembly module of md5x4.c, base64. */'
   echo "export const MD5X4_WASM = '$(base64 -w0 "$out/md5x4.wasm")';"
 } > src/integrity/md5x4-wasm.ts
+npx biome format --write src/integrity/md5x4-wasm.ts > /dev/null # as committed (npm run lint checks it)
 echo "src/integrity/md5x4-wasm.ts: $(wc -c < "$out/md5x4.wasm") bytes of WebAssembly"

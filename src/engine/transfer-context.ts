@@ -51,7 +51,7 @@ export class TransferContext {
   private readonly cleanups = new Set<Cleanup>();
   private readonly started = performance.now();
   private readonly endpoint: EndpointWatch;
-  private readonly engine: EngineParts;
+  private readonly fileDownloads: () => number;
   /** A request of this transfer could not connect, and no request of the manager got an answer meanwhile. */
   endpointUnreachable = false;
 
@@ -67,7 +67,7 @@ export class TransferContext {
     this.config = engine.config;
     this.budget = engine.budget;
     this.endpoint = engine.endpoint;
-    this.engine = engine;
+    this.fileDownloads = engine.fileDownloads;
     const progressOnly = options.onProgress ? { onProgress: options.onProgress } : undefined;
     this.events = new SubscriberSet([...engine.subscribers, ...(options.subscribers ?? []), progressOnly], info);
     this.signal = options.abortSignal ? AbortSignal.any([engine.signal, options.abortSignal]) : engine.signal;
@@ -75,7 +75,7 @@ export class TransferContext {
 
   /** How many downloads to files the manager is running, this one included (see {@link EngineParts.fileDownloads}). */
   get fileDownloadsRunning(): number {
-    return this.engine.fileDownloads();
+    return this.fileDownloads();
   }
 
   /**

@@ -145,7 +145,7 @@ if (lanes) {
     lanes = undefined;
   }
 }
-/** Hashes the next 'blocks' blocks of each unit of 'group', read from their files. */
+/** Hashes the next 'blocks' blocks of each unit of 'group', read from their files; returns the bytes hashed. */
 const hashLanes = (group, blocks) => {
   const read = [];
   for (const unit of group) {
@@ -156,16 +156,17 @@ const hashLanes = (group, blocks) => {
       fail(unit, error);
     }
   }
-  if (read.length === 0) return;
+  if (read.length === 0) return 0;
   compress(read, blocks);
   for (const unit of read) unit.pos += blocks * 64;
+  return read.length * blocks * 64;
 };
-/** Hashes 'unit' (if given) and the units with the most bytes waiting, at most four, as far as all have whole blocks. */
+/** Hashes 'unit' (if given) and the units with the most bytes waiting, at most four, as far as all have whole blocks; returns the bytes hashed. */
 const hashGroup = (unit, others) => {
   const group = unit ? [unit, ...others.filter((u) => u !== unit).slice(0, 3)] : others.slice(0, 4);
   let blocks = LANE_BYTES / 64;
   for (const u of group) blocks = Math.min(blocks, Math.floor(waiting(u) / 64));
-  hashLanes(group, blocks);
+  return hashLanes(group, blocks);
 };
 const ready = () => {
   const found = [];
@@ -187,9 +188,7 @@ const pump = () => {
     let backlog = 0;
     for (const unit of found) backlog += waiting(unit);
     if (found.length < 4 && backlog < BACKLOG_BYTES && writing() >= 4) return; // partners are coming
-    const before = found.reduce((sum, unit) => sum + waiting(unit), 0);
-    hashGroup(undefined, found);
-    hashed += before - found.reduce((sum, unit) => sum + waiting(unit), 0) + 1;
+    hashed += hashGroup(undefined, found) + 1; // (+1: a group whose reads all failed still counts)
   }
   turn = setImmediate(pump); // more to do: the messages queued meanwhile first
 };

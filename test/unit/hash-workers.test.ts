@@ -141,6 +141,13 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     }
   }
 
+  /** The hex MD5s of `list`'s units in `pool`, their bytes reported written interleaved (`seed`). */
+  async function hashInterleaved(pool: HashWorkers, list: { start: number; end: number }[], seed: number): Promise<string[]> {
+    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
+    writeInterleaved(digests, list, seed);
+    return (await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'));
+  }
+
   it.each([
     ['7 parts of 450,000 bytes (not whole blocks) on one thread', 7, 450_000, 1],
     ['13 parts of 256 KiB on two threads', 13, 256 * 1024, 2],
@@ -150,10 +157,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     const pool = new HashWorkers(threads);
     const list =
       count > 0 ? split(count, size) : [1, 55, 56, 63, 64, 65, 119, 120].map((length, i) => ({ start: i * 1000, end: i * 1000 + length }));
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
-    writeInterleaved(digests, list, count + size);
-    const got = await Promise.all(digests.map((d) => d.digest()));
-    expect(got.map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(await hashInterleaved(pool, list, count + size)).toEqual(md5s(list));
     expect(pool.multiStreamDigests).toBe(list.length);
     await pool.close();
   });
@@ -161,9 +165,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
   it('are the same, by node:crypto, in a pool told not to hash four at a time', async () => {
     const pool = new HashWorkers(1, false);
     const list = split(5, 700_001);
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
-    writeInterleaved(digests, list, 7);
-    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(await hashInterleaved(pool, list, 7)).toEqual(md5s(list));
     expect(pool.multiStreamDigests).toBe(0);
     await pool.close();
   });
@@ -185,9 +187,7 @@ describe('digests of parts written side by side (MD5, four streams at a time)', 
     broken[constant] = broken[constant]! ^ 1;
     const pool = new HashWorkers(1, broken);
     const list = split(5, 600_000);
-    const digests = list.map((u) => pool.fileDigest(path, 'md5', { streams: u }));
-    writeInterleaved(digests, list, 11);
-    expect((await Promise.all(digests.map((d) => d.digest()))).map((d) => d.toString('hex'))).toEqual(md5s(list));
+    expect(await hashInterleaved(pool, list, 11)).toEqual(md5s(list));
     expect(pool.multiStreamDigests).toBe(0);
     await pool.close();
   });
