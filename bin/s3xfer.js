@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 // The s3xfer executable. It runs the bundled CLI (dist/cli/s3xfer.cjs, scripts/build-cli.mjs)
-// with two start-up settings that belong to the executable, not to the library:
+// with start-up settings that belong to the executable, not to the library:
 //
 // - V8's heap growth. Node reads sockets into a fresh 64 KiB buffer each time, and on a small heap
 //   that churn of external memory starts a full collection every ~30 MiB received; letting the
 //   heap grow faster cuts those from ~10–30 to ~3 per GiB downloaded (BENCHMARKS.md, "Where the
 //   CPU goes").
+// - When V8 optimises. A function is recompiled by TurboFan, V8's optimising compiler, once it has
+//   run for an "interrupt budget" of bytecode; 8 times V8's default (66 KiB) leaves the compiler
+//   only the functions a transfer runs most. A command lasts seconds, and V8's compiler threads
+//   had spent ~0.75 CPU s of a 2,000-file download optimising code that ran for a moment; with
+//   the larger budget that download takes 0.75x the user CPU, and no case got slower
+//   (BENCHMARKS.md, "When V8 optimises").
 // - A V8 code cache of the bundle. Compiling the CLI and the SDK is most of a small command's
 //   start-up, and Node 20 has no compile cache of its own (module.enableCompileCache is Node 22).
 //   A run without a usable cache compiles as usual and, when it ends, saves V8's code for every
@@ -45,6 +51,7 @@ import { Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 
 setFlagsFromString('--heap-growing-percent=400');
+setFlagsFromString('--interrupt-budget=540672');
 
 const MAGIC = Buffer.from('s3xfer-v8-cache-1\n');
 const HEADER = MAGIC.length + 4 + 8; // magic, CRC-32 of the data, compiledBytes() when it was saved
