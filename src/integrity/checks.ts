@@ -308,8 +308,9 @@ export class PassDigests {
   ) {
     const algorithm = check.algorithm;
     if (file && (algorithm === 'md5' || algorithm === 'sha256')) {
-      // Parts fetched side by side are hashed in step, and so are the files of a directory job.
-      const streams = (sideBySide && units.length > 1) || (units.length === 1 && file.alongside === true);
+      // Parts fetched side by side are hashed in step, and so are the files of a directory job
+      // (their parts too when one GET fetches them one after another: other files are partners).
+      const streams = (sideBySide && units.length > 1) || file.alongside === true;
       this.inFile = units.map((unit) =>
         file.workers.fileDigest(file.path, algorithm, streams ? { streams: { start: unit.start, end: unit.end + 1 } } : {}),
       );

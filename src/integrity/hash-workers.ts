@@ -270,9 +270,10 @@ export interface FileDigest {
 /** How a digest's bytes will come. */
 export interface FileDigestOptions {
   /**
-   * The digest is one of several units (the parts of an object) whose bytes are written side by
-   * side, and its bytes are `start` to `end` (exclusive): its thread may then hash it in step with
-   * the others (an MD5 four streams at a time). The thread learns of it at once, so that it waits
+   * The digest is one of several units (the parts of an object, or the files and parts of a
+   * directory job) whose bytes are written side by side, and its bytes are `start` to `end`
+   * (exclusive): its thread may then hash it in step with the others (an MD5 four streams at a
+   * time). The thread learns of it at once, so that it waits
    * for it as a partner before its first bytes come. Not for a lone stream: one stream at a time
    * is cheaper by `node:crypto`.
    */

@@ -160,6 +160,24 @@ describe('copyTree (cp --recursive)', () => {
     expect(fourAtATime).toBeLessThanOrEqual(12);
   });
 
+  it("checks the part MD5s of a job's objects in parts, fetched in one GET each, four at a time", async () => {
+    // Uploaded in two parts (5 + 1 MiB); downloaded below a 16 MiB threshold: one GET per file,
+    // whose two parts are hashed one after the other, with the other files' parts as partners.
+    const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`p${i}.bin`, randomBytes(6 * MiB + 1000 * i)]));
+    const source = join(work, 'parts-src');
+    await writeTree(source, files);
+    await copy(local(source), s3('parts/'));
+    const before = hashWorkers().multiStreamDigests;
+    const target = join(work, 'parts-dst');
+    const oneGet = { config: { concurrency: 32, multipartThreshold: 16 * MiB, partSize: 8 * MiB } };
+    const down = await copyTree(newManager(oneGet), s3('parts/'), local(target));
+    expect(down).toMatchObject({ transferred: 6, failed: [], skipped: 0 });
+    expect(await readTree(target)).toEqual(await readTree(source));
+    const fourAtATime = hashWorkers().multiStreamDigests - before;
+    expect(fourAtATime).toBeGreaterThan(0);
+    expect(fourAtATime).toBeLessThanOrEqual(12);
+  });
+
   it('takes "prefix" and "prefix/" alike, and keeps keys outside the prefix out', async () => {
     await putObjects({ 'alike/a.txt': 'a', 'alike/sub/b.txt': 'b', 'alike-not/c.txt': 'c', alikeX: 'x' });
     const target = join(work, 'alike');

@@ -330,6 +330,28 @@ describe('pass digests with a file', () => {
     await pool.close();
   });
 
+  it("of objects in parts that one GET fetches in turn hash by node:crypto alone, and four at a time alongside a directory job's others", async () => {
+    const pool = new HashWorkers(1);
+    // Five objects of 600,000 bytes, each two parts (400,000 + 200,000): a GET writes part 1, then part 2.
+    const objects = [0, 1, 2, 3, 4].map((i) => ({ start: i * 600_000, end: (i + 1) * 600_000 - 1 }));
+    const partsOf = (o: { start: number; end: number }) => [
+      { start: o.start, end: o.start + 399_999 },
+      { start: o.start + 400_000, end: o.end },
+    ];
+    for (const alongside of [false, true]) {
+      const before = pool.multiStreamDigests;
+      const all = objects.map((o) => new PassDigests(check, partsOf(o), { path, workers: pool, alongside }));
+      for (let at = 0; at < 600_000; at += 100_000) {
+        for (const [i, pass] of all.entries())
+          pass.feed(objects[i]!.start + at, [bytes.subarray(objects[i]!.start + at, objects[i]!.start + at + 100_000)]);
+      }
+      const digests = await Promise.all(all.map(async (pass) => (await pass.unitDigests()).map((d) => d.toString('hex'))));
+      expect(digests).toEqual(objects.map((o) => partsOf(o).map((u) => hex('md5', bytes.subarray(u.start, u.end + 1)))));
+      expect(pool.multiStreamDigests - before).toBe(alongside ? objects.length * 2 : 0);
+    }
+    await pool.close();
+  });
+
   it('stopped twice (the check voided, then the download failed): the second stop also waits for the file to be closed', async () => {
     const own = join(dir, 'stopped-twice.bin');
     await writeFile(own, bytes);
