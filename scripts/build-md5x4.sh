@@ -3,10 +3,26 @@
 # hashing threads run (src/integrity/hash-workers.ts). Needs clang and wasm-ld (Debian: `apt-get
 # install clang lld`). The build and the tests use the committed .ts; run this only after changing
 # the C source, then `npx vitest run --project unit test/unit/hash-workers.test.ts`.
+#
+#   scripts/build-md5x4.sh           rebuild the .ts
+#   scripts/build-md5x4.sh --check   rebuild, compare with the committed .ts, put it back: exits 1
+#                                    when they differ (CI runs this: the module is what the C says)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=src/integrity/md5x4-wasm.ts
+check=false
+case "${1:-}" in
+  --check) check=true ;;
+  '') ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+if $check; then
+  cp "$target" "$out/committed.ts"
+  trap 'cp "$out/committed.ts" "$target"; rm -rf "$out"' EXIT
+else
+  trap 'rm -rf "$out"' EXIT
+fi
 clang --target=wasm32 -msimd128 -O3 -nostdlib -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all \
   -o "$out/md5x4.wasm" src/integrity/md5x4.c
 {
@@ -14,6 +30,16 @@ clang --target=wasm32 -msimd128 -O3 -nostdlib -Wl,--no-entry -Wl,--import-memory
   echo "// clang: $(clang --version | head -1)"
   echo '/** The WebAssembly module of md5x4.c, base64. */'
   echo "export const MD5X4_WASM = '$(base64 -w0 "$out/md5x4.wasm")';"
-} > src/integrity/md5x4-wasm.ts
-npx biome format --write src/integrity/md5x4-wasm.ts > /dev/null # as committed (npm run lint checks it)
-echo "src/integrity/md5x4-wasm.ts: $(wc -c < "$out/md5x4.wasm") bytes of WebAssembly"
+} > "$target"
+npx biome format --write "$target" > /dev/null # as committed (npm run lint checks it)
+if $check; then
+  # The clang line may name another build of clang; the module itself must be the same bytes.
+  if cmp -s <(grep -v '^// clang:' "$target") <(grep -v '^// clang:' "$out/committed.ts"); then
+    echo "$target: the committed module is what src/integrity/md5x4.c compiles to ($(wc -c < "$out/md5x4.wasm") bytes)"
+  else
+    echo "$target: differs from what src/integrity/md5x4.c compiles to: run scripts/build-md5x4.sh and commit it" >&2
+    exit 1
+  fi
+else
+  echo "$target: $(wc -c < "$out/md5x4.wasm") bytes of WebAssembly"
+fi
