@@ -9,8 +9,8 @@
 // - When V8 optimises. A function is recompiled by TurboFan, V8's optimising compiler, once it has
 //   run for an "interrupt budget" of bytecode; 8 times V8's default (66 KiB) leaves the compiler
 //   only the functions a transfer runs most. A command lasts seconds, and V8's compiler threads
-//   had spent ~0.75 CPU s of a 2,000-file download optimising code that ran for a moment; with
-//   the larger budget that download takes 0.75x the user CPU, and no case got slower
+//   had spent ~0.86 CPU s of a 2,000-file download optimising code that ran for a moment; with
+//   the larger budget that download takes 0.79x the user CPU, and no case got slower
 //   (BENCHMARKS.md, "When V8 optimises").
 // - A V8 code cache of the bundle. Compiling the CLI and the SDK is most of a small command's
 //   start-up, and Node 20 has no compile cache of its own (module.enableCompileCache is Node 22).

@@ -8,7 +8,8 @@
  * - CRC32: `zlib.crc32`, native and vectorised: ~0.25 s/GiB.
  * - SHA-256: `crypto`, native (SHA extensions): ~0.75 s/GiB.
  * - MD5: `crypto`, native: ~1.7 s/GiB (MD5 cannot be vectorised within one stream); the parts of
- *   a download fetched side by side, four streams at a time in a hashing thread (md5x4.c): ~0.55.
+ *   a download fetched side by side, and the files and parts of a directory job, four streams at a
+ *   time in a hashing thread (md5x4.c): ~0.55.
  * - CRC64NVME: `@aws-sdk/crc64-nvme`, JavaScript: ~2.6 s/GiB.
  * - CRC32C: `@aws-crypto/crc32c`, JavaScript one byte at a time: ~12.5 s/GiB (~80 MiB/s, slower
  *   than many links); chosen only when nothing cheaper can verify an object.

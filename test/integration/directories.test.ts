@@ -143,19 +143,27 @@ describe('copyTree (cp --recursive)', () => {
       expect(Math.round((await stat(join(target, relative))).mtimeMs)).toBe(time);
   });
 
+  /**
+   * Uploads `files` under `name/`, downloads them again with `manager` and checks the bytes;
+   * returns how many digests of that download went four at a time.
+   */
+  async function downloadCountingFourAtATime(name: string, files: Record<string, Buffer>, manager = newManager()): Promise<number> {
+    const source = join(work, `${name}-src`);
+    await writeTree(source, files);
+    await copy(local(source), s3(`${name}/`));
+    const before = hashWorkers().multiStreamDigests;
+    const target = join(work, `${name}-dst`);
+    const down = await copyTree(manager, s3(`${name}/`), local(target));
+    expect(down).toMatchObject({ transferred: Object.keys(files).length, failed: [], skipped: 0 });
+    expect(await readTree(target)).toEqual(await readTree(source));
+    return hashWorkers().multiStreamDigests - before;
+  }
+
   it("checks the MD5s of a job's medium files (1 MiB and more) in the hashing threads, four at a time", async () => {
     const files = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`m${i}.bin`, randomBytes(MiB + 1000 * i)]));
-    const source = join(work, 'medium-src');
-    await writeTree(source, files);
-    await copy(local(source), s3('medium/'));
-    const before = hashWorkers().multiStreamDigests;
-    const target = join(work, 'medium-dst');
-    const down = await copy(s3('medium/'), local(target));
-    expect(down).toMatchObject({ transferred: 12, failed: [], skipped: 0 });
-    expect(await readTree(target)).toEqual(await readTree(source));
     // Single-part objects, one stream each: those checked while four downloads or more ran went
     // four at a time (all of them, unless the first began before three others did).
-    const fourAtATime = hashWorkers().multiStreamDigests - before;
+    const fourAtATime = await downloadCountingFourAtATime('medium', files);
     expect(fourAtATime).toBeGreaterThan(0);
     expect(fourAtATime).toBeLessThanOrEqual(12);
   });
@@ -164,16 +172,8 @@ describe('copyTree (cp --recursive)', () => {
     // Uploaded in two parts (5 + 1 MiB); downloaded below a 16 MiB threshold: one GET per file,
     // whose two parts are hashed one after the other, with the other files' parts as partners.
     const files = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`p${i}.bin`, randomBytes(6 * MiB + 1000 * i)]));
-    const source = join(work, 'parts-src');
-    await writeTree(source, files);
-    await copy(local(source), s3('parts/'));
-    const before = hashWorkers().multiStreamDigests;
-    const target = join(work, 'parts-dst');
-    const oneGet = { config: { concurrency: 32, multipartThreshold: 16 * MiB, partSize: 8 * MiB } };
-    const down = await copyTree(newManager(oneGet), s3('parts/'), local(target));
-    expect(down).toMatchObject({ transferred: 6, failed: [], skipped: 0 });
-    expect(await readTree(target)).toEqual(await readTree(source));
-    const fourAtATime = hashWorkers().multiStreamDigests - before;
+    const oneGet = newManager({ config: { concurrency: 32, multipartThreshold: 16 * MiB, partSize: 8 * MiB } });
+    const fourAtATime = await downloadCountingFourAtATime('parts', files, oneGet);
     expect(fourAtATime).toBeGreaterThan(0);
     expect(fourAtATime).toBeLessThanOrEqual(12);
   });
